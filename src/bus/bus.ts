@@ -1,0 +1,37 @@
+// The bus port: an ordered, durable, replayable log of records with per-consumer committed positions.
+// Embedded: SegmentedLog (files + fsync). Distributed: NATS JetStream (scale-out issue).
+
+export interface BusRecord {
+  /** Position in the log; strictly increasing, dense (0, 1, 2, …) for the embedded log. */
+  offset: number;
+  payload: Buffer;
+}
+
+export interface Bus {
+  /**
+   * Appends payloads in order and resolves only once they are durable (fsynced / acked).
+   * Concurrent calls are group-committed. Resolves with the offset of the first payload.
+   */
+  appendDurably(payloads: Buffer[]): Promise<number>;
+
+  /** Offset the next appended record will get; everything below it is durable and readable. */
+  endOffset(): number;
+
+  /** Lowest offset still retained (older records were removed by retention). */
+  startOffset(): number;
+
+  /** Reads up to `maxRecords` durable records starting at `fromOffset` (clamped to startOffset). */
+  read(fromOffset: number, maxRecords: number): Promise<BusRecord[]>;
+
+  /** Resolves when endOffset() > offset, or after `timeoutMs` (whichever first). */
+  waitFor(offset: number, timeoutMs: number): Promise<void>;
+
+  /** The consumer's committed position: the next offset it wants (0 when it never committed). */
+  committed(consumer: string): Promise<number>;
+
+  /** Durably stores the consumer's position (the next offset it wants). */
+  commit(consumer: string, nextOffset: number): Promise<void>;
+
+  /** Flushes and releases files; pending appends complete first. */
+  close(): Promise<void>;
+}

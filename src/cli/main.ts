@@ -1,0 +1,75 @@
+// The `causality` command line.
+import { Command, Option } from 'commander';
+import Table from 'cli-table3';
+import { loadConfig } from '../config.js';
+import { startNode } from '../node.js';
+import { apiKey, postJson, serverUrl, type ClientOptions } from './client.js';
+import { registerTrafficCommands } from './traffic.js';
+
+const program = new Command();
+program.name('causality').description('Self-hosted behavioural event platform').version('0.1.0');
+
+const clientOptions = (cmd: Command) =>
+  cmd
+    .option('--url <url>', 'server URL (env CAUSALITY_URL)', undefined)
+    .option('--key <key>', 'API key (env CAUSALITY_KEY; default: the local dev config admin key)')
+    .option('--data-dir <dir>', 'data directory holding the dev config');
+
+program
+  .command('up')
+  .description('run every role (ingest, durable log, warehouse sink, query) in one process on embedded storage')
+  .option('--data-dir <dir>', 'data directory (env CAUSALITY_DATA_DIR)', undefined)
+  .option('--config <file>', 'config file (env CAUSALITY_CONFIG)')
+  .addOption(new Option('--port <n>', 'listen port (env PORT)').argParser((v) => Number(v)))
+  .option('--host <host>', 'listen address (env HOST)')
+  .action(async (o: { dataDir?: string; config?: string; port?: number; host?: string }) => {
+    const { config, createdDevConfig } = loadConfig({ dataDir: o.dataDir, configPath: o.config, port: o.port, host: o.host });
+    if (createdDevConfig) {
+      const app = config.apps[0]!;
+      process.stdout.write(
+        `\nFirst run: wrote a dev config to ${config.configPath}\n` +
+          `  app "${app.appId}" key: ${app.key}\n  admin key:      ${config.adminKey}\n\n`,
+      );
+    }
+    const node = await startNode(config);
+    process.stdout.write(`Causality listening on ${node.url} (data in ${config.dataDir})\n`);
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      node.log.info({ signal }, 'shutting down: flushing to the warehouse');
+      await node.close();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void stop('SIGINT'));
+    process.on('SIGTERM', () => void stop('SIGTERM'));
+  });
+
+clientOptions(
+  program
+    .command('query')
+    .description('run read-only SQL over the warehouse (table: events) and print a table')
+    .argument('<sql>', 'SELECT … FROM events …')
+    .option('--json', 'print the JSON answer'),
+).action(async (sql: string, o: ClientOptions & { json?: boolean }) => {
+  const r = await postJson(`${serverUrl(o)}/v1/query`, apiKey(o), { sql });
+  if (r.status !== 200) {
+    process.stderr.write(`${JSON.stringify(r.body)}\n`);
+    process.exit(1);
+  }
+  const body = r.body as { columns: string[]; rows: unknown[][]; truncated: boolean; elapsedMs: number };
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(body)}\n`);
+    return;
+  }
+  const table = new Table({ head: body.columns, style: { head: [], border: [] } });
+  for (const row of body.rows) table.push(row.map((v) => (v === null ? 'NULL' : typeof v === 'object' ? JSON.stringify(v) : String(v))));
+  process.stdout.write(`${table.toString()}\n${body.rows.length} row(s)${body.truncated ? ' (truncated)' : ''} in ${body.elapsedMs} ms\n`);
+});
+
+registerTrafficCommands(program, clientOptions);
+
+program.parseAsync(process.argv).catch((err: Error) => {
+  process.stderr.write(`causality: ${err.message}\n`);
+  process.exit(1);
+});

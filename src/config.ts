@@ -1,0 +1,224 @@
+// Configuration: one typed module, read once. Precedence: CLI flags > environment > config file > defaults.
+// Every knob is listed in CONFIG_DOCS (rendered in the README).
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { APP_ID_PATTERN } from './event/envelope.js';
+
+export interface AppConfig {
+  appId: string;
+  key: string;
+  /** When set, every ingest request for this app must carry a valid HMAC-SHA256 signature. */
+  hmacSecret?: string;
+}
+
+export interface Config {
+  dataDir: string;
+  configPath: string;
+  host: string;
+  port: number;
+  apps: AppConfig[];
+  adminKey: string;
+  ipSalt: string;
+  trustedProxies: string[];
+  corsOrigins: string[];
+  maxBodyBytes: number;
+  maxBatchEvents: number;
+  rateLimitPerMinute: number;
+  hmacWindowSeconds: number;
+  batchMaxEvents: number;
+  batchFlushIntervalMs: number;
+  compactMinFiles: number;
+  queryRowLimit: number;
+  queryTimeoutMs: number;
+  metricsCacheMs: number;
+  dedupeWindowEvents: number;
+  segmentBytes: number;
+  retentionHours: number;
+  retentionBytes: number;
+  logLevel: string;
+}
+
+export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string, doc: string]> = [
+  ['CAUSALITY_DATA_DIR', 'dataDir', './data', 'where the log, warehouse and state live (`--data-dir`)'],
+  ['CAUSALITY_CONFIG', '-', '<dataDir>/config.yaml', 'config file (`--config`); created with dev keys on first run when no keys are configured'],
+  ['HOST', 'host', '0.0.0.0', 'listen address'],
+  ['PORT', 'port', '8080', 'listen port (`--port`)'],
+  ['CAUSALITY_APP_KEYS', 'apps', '-', '`appA:keyA,appB:keyB`; a key writes and reads its own app only'],
+  ['CAUSALITY_ADMIN_KEY', 'adminKey', 'generated', 'admin key: reads every app, writes any app'],
+  ['CAUSALITY_HMAC_SECRETS', 'apps[].hmacSecret', '-', '`appA:secret,…`: require `X-Causality-Signature` for these apps'],
+  ['IP_HASH_SALT', 'ipSalt', 'generated', 'salt of the IP hash (raw IPs are never stored)'],
+  ['TRUSTED_PROXIES', 'trustedProxies', '(none)', 'comma-separated IPs/CIDRs whose `X-Forwarded-For` is believed'],
+  ['CORS_ALLOW_ORIGINS', 'corsOrigins', '*', 'comma-separated browser origins allowed to send events'],
+  ['MAX_BODY_BYTES', 'maxBodyBytes', '1048576', 'largest request body (413 beyond)'],
+  ['MAX_BATCH_EVENTS', 'maxBatchEvents', '1000', 'most events in one batch request'],
+  ['RATE_LIMIT_PER_MINUTE', 'rateLimitPerMinute', '60000', 'requests per minute per API key (429 beyond); 0 = off'],
+  ['HMAC_WINDOW_SECONDS', 'hmacWindowSeconds', '300', 'signed requests older or newer than this are refused (replay window)'],
+  ['BATCH_MAX_EVENTS', 'batchMaxEvents', '50000', 'warehouse sink: events per Parquet write'],
+  ['BATCH_FLUSH_INTERVAL', 'batchFlushInterval', '2s', 'warehouse sink: longest wait before a write (`500ms`, `1s`, `30s`, `5m`)'],
+  ['COMPACT_MIN_FILES', 'compactMinFiles', '8', 'a partition with this many small files is compacted into one'],
+  ['QUERY_ROW_LIMIT', 'queryRowLimit', '10000', 'most rows a SQL query returns'],
+  ['QUERY_TIMEOUT_MS', 'queryTimeoutMs', '10000', 'SQL queries are interrupted after this'],
+  ['METRICS_CACHE_MS', 'metricsCacheMs', '5000', 'how long `/v1/metrics/*` answers are cached'],
+  ['DEDUPE_WINDOW_EVENTS', 'dedupeWindowEvents', '2000000', 'event ids remembered for idempotent ingest (at least this many of the newest)'],
+  ['LOG_SEGMENT_BYTES', 'segmentBytes', '67108864', 'bus segment file size'],
+  ['LOG_RETENTION_HOURS', 'retentionHours', '168', 'bus retention by age (never past a consumer\'s position)'],
+  ['LOG_RETENTION_BYTES', 'retentionBytes', '0 (unlimited)', 'bus retention by size'],
+  ['LOG_LEVEL', 'logLevel', 'info', 'pino log level'],
+];
+
+/** Parses `500ms`, `1s`, `30s`, `5m`, `1h` or a bare number of milliseconds. */
+export function parseDuration(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
+  if (!m) throw new Error(`not a duration: ${v} (use e.g. 500ms, 1s, 30s, 5m)`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
+}
+
+const appSchema = z.object({
+  appId: z.string().regex(APP_ID_PATTERN),
+  key: z.string().min(8),
+  hmacSecret: z.string().min(8).optional(),
+});
+
+const fileSchema = z
+  .object({
+    dataDir: z.string(),
+    host: z.string(),
+    port: z.number().int(),
+    apps: z.array(appSchema),
+    adminKey: z.string().min(8),
+    ipSalt: z.string().min(8),
+    trustedProxies: z.array(z.string()),
+    corsOrigins: z.array(z.string()),
+    maxBodyBytes: z.number().int().positive(),
+    maxBatchEvents: z.number().int().positive(),
+    rateLimitPerMinute: z.number().int().min(0),
+    hmacWindowSeconds: z.number().int().positive(),
+    batchMaxEvents: z.number().int().positive(),
+    batchFlushInterval: z.union([z.string(), z.number()]),
+    compactMinFiles: z.number().int().min(2),
+    queryRowLimit: z.number().int().positive(),
+    queryTimeoutMs: z.number().int().positive(),
+    metricsCacheMs: z.number().int().min(0),
+    dedupeWindowEvents: z.number().int().positive(),
+    segmentBytes: z.number().int().positive(),
+    retentionHours: z.number().positive(),
+    retentionBytes: z.number().int().min(0),
+    logLevel: z.string(),
+  })
+  .partial();
+
+export interface ConfigOverrides {
+  dataDir?: string;
+  configPath?: string;
+  port?: number;
+  host?: string;
+}
+
+const list = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+function parsePairs(v: string | undefined, what: string): Array<[string, string]> {
+  return list(v).map((pair) => {
+    const i = pair.indexOf(':');
+    if (i <= 0) throw new Error(`${what}: expected name:value pairs, got "${pair}"`);
+    return [pair.slice(0, i), pair.slice(i + 1)];
+  });
+}
+
+const secret = (prefix: string) => `${prefix}_${randomBytes(18).toString('base64url')}`;
+
+/** Loads configuration; on a first run with no keys anywhere, writes a dev config and reports it. */
+export function loadConfig(
+  overrides: ConfigOverrides = {},
+  env: NodeJS.ProcessEnv = process.env,
+): { config: Config; createdDevConfig: boolean } {
+  const dataDir = resolve(overrides.dataDir ?? env.CAUSALITY_DATA_DIR ?? './data');
+  const configPath = resolve(overrides.configPath ?? env.CAUSALITY_CONFIG ?? join(dataDir, 'config.yaml'));
+  let file: z.infer<typeof fileSchema> = {};
+  if (existsSync(configPath)) {
+    const text = readFileSync(configPath, 'utf8');
+    const parsed = fileSchema.safeParse(configPath.endsWith('.json') ? JSON.parse(text) : YAML.parse(text) ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new Error(`${configPath}: ${issue.path.join('.')}: ${issue.message}`);
+    }
+    file = parsed.data;
+  }
+
+  let apps: AppConfig[] = file.apps ?? [];
+  const envApps = parsePairs(env.CAUSALITY_APP_KEYS, 'CAUSALITY_APP_KEYS');
+  if (envApps.length) apps = envApps.map(([appId, key]) => ({ appId, key }));
+  for (const [appId, hmacSecret] of parsePairs(env.CAUSALITY_HMAC_SECRETS, 'CAUSALITY_HMAC_SECRETS')) {
+    const app = apps.find((a) => a.appId === appId);
+    if (!app) throw new Error(`CAUSALITY_HMAC_SECRETS: unknown app ${appId}`);
+    app.hmacSecret = hmacSecret;
+  }
+  for (const a of apps) appSchema.parse(a);
+  let adminKey = env.CAUSALITY_ADMIN_KEY ?? file.adminKey;
+  let ipSalt = env.IP_HASH_SALT ?? file.ipSalt;
+
+  let createdDevConfig = false;
+  if (!existsSync(configPath) && apps.length === 0 && !adminKey) {
+    apps = [{ appId: 'demo', key: secret('app') }];
+    adminKey = secret('admin');
+    ipSalt = ipSalt ?? randomBytes(24).toString('base64url');
+    mkdirSync(dirname(configPath), { recursive: true });
+    const doc = { apps, adminKey, ipSalt };
+    writeFileSync(configPath, `# Created on first run. Edit freely; see the README for every option.\n${YAML.stringify(doc)}`, {
+      mode: 0o600,
+    });
+    createdDevConfig = true;
+  }
+  if (!adminKey) throw new Error('no admin key: set CAUSALITY_ADMIN_KEY or adminKey in the config file');
+  if (!ipSalt) {
+    // A stable salt is needed so the same IP hashes alike across restarts; keep it beside the data.
+    const saltFile = join(dataDir, 'ip-salt');
+    if (existsSync(saltFile)) ipSalt = readFileSync(saltFile, 'utf8').trim();
+    else {
+      ipSalt = randomBytes(24).toString('base64url');
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(saltFile, ipSalt, { mode: 0o600 });
+    }
+  }
+
+  const int = (e: string | undefined, f: number | undefined, d: number) => {
+    if (e !== undefined && e !== '') {
+      const n = Number(e);
+      if (!Number.isFinite(n)) throw new Error(`not a number: ${e}`);
+      return n;
+    }
+    return f ?? d;
+  };
+  const config: Config = {
+    dataDir,
+    configPath,
+    host: overrides.host ?? env.HOST ?? file.host ?? '0.0.0.0',
+    port: overrides.port ?? int(env.PORT, file.port, 8080),
+    apps,
+    adminKey,
+    ipSalt,
+    trustedProxies: env.TRUSTED_PROXIES !== undefined ? list(env.TRUSTED_PROXIES) : file.trustedProxies ?? [],
+    corsOrigins: env.CORS_ALLOW_ORIGINS !== undefined ? list(env.CORS_ALLOW_ORIGINS) : file.corsOrigins ?? ['*'],
+    maxBodyBytes: int(env.MAX_BODY_BYTES, file.maxBodyBytes, 1024 * 1024),
+    maxBatchEvents: int(env.MAX_BATCH_EVENTS, file.maxBatchEvents, 1000),
+    rateLimitPerMinute: int(env.RATE_LIMIT_PER_MINUTE, file.rateLimitPerMinute, 60_000),
+    hmacWindowSeconds: int(env.HMAC_WINDOW_SECONDS, file.hmacWindowSeconds, 300),
+    batchMaxEvents: int(env.BATCH_MAX_EVENTS, file.batchMaxEvents, 50_000),
+    batchFlushIntervalMs: parseDuration(env.BATCH_FLUSH_INTERVAL ?? file.batchFlushInterval ?? '2s'),
+    compactMinFiles: int(env.COMPACT_MIN_FILES, file.compactMinFiles, 8),
+    queryRowLimit: int(env.QUERY_ROW_LIMIT, file.queryRowLimit, 10_000),
+    queryTimeoutMs: int(env.QUERY_TIMEOUT_MS, file.queryTimeoutMs, 10_000),
+    metricsCacheMs: int(env.METRICS_CACHE_MS, file.metricsCacheMs, 5_000),
+    dedupeWindowEvents: int(env.DEDUPE_WINDOW_EVENTS, file.dedupeWindowEvents, 2_000_000),
+    segmentBytes: int(env.LOG_SEGMENT_BYTES, file.segmentBytes, 64 * 1024 * 1024),
+    retentionHours: int(env.LOG_RETENTION_HOURS, file.retentionHours, 168),
+    retentionBytes: int(env.LOG_RETENTION_BYTES, file.retentionBytes, 0),
+    logLevel: env.LOG_LEVEL ?? file.logLevel ?? 'info',
+  };
+  return { config, createdDevConfig };
+}

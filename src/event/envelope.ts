@@ -1,0 +1,308 @@
+// The event envelope clients send, its validation (zod is the single source of truth) and its
+// normalisation into a StoredEvent. Accepts seed 000's nested shape ({"appId","deviceId","screenView":{…}})
+// and a flat one ({"type":"screenView","appId",…}); unknown fields are kept in `props`, never dropped.
+import { z } from 'zod';
+import { v5 as uuidv5, v7 as uuidv7, validate as isUuid } from 'uuid';
+import type { StoredEvent } from './stored-event.js';
+
+const UUID_NAMESPACE = '5b1f9a7e-6a38-4c1e-9d51-0c7a3f0e2b44';
+const MIN_TS = Date.UTC(2000, 0, 1);
+const MAX_FUTURE_MS = 7 * 24 * 3600 * 1000;
+
+export const APP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+const id = (max: number) => z.string().trim().min(1).max(max);
+const optText = (max = 256) => z.string().max(max).nullish();
+const money = z.number().finite().min(0).max(1e12);
+const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a 3-letter ISO 4217 code').transform((c) => c.toUpperCase());
+
+/** Timestamp: ISO 8601 string or epoch milliseconds (number or digit string). */
+export const timestampSchema = z.union([z.number(), z.string().min(1).max(64)]);
+
+export const contextSchema = z.looseObject({
+  appVersion: optText(64),
+  appBuild: z.union([z.string().max(64), z.number()]).nullish(),
+  platform: optText(32),
+  os: optText(64),
+  osVersion: optText(64),
+  deviceModel: optText(128),
+  deviceType: optText(32),
+  locale: optText(35),
+  userAgent: optText(1024),
+  networkType: optText(32),
+});
+
+// Typed fields per kind (seed 000). Each is a loose object: extra fields go to props.
+export const KIND_SCHEMAS = {
+  screenView: z.looseObject({ screenName: id(256), previousScreen: optText() }),
+  screenExit: z.looseObject({ screenName: id(256), durationMs: z.number().int().min(0).nullish() }),
+  buttonTap: z.looseObject({ buttonId: id(256), screenName: optText() }),
+  userLogin: z.looseObject({ userId: optText(), method: optText(64), success: z.boolean().nullish() }),
+  userLogout: z.looseObject({ userId: optText() }),
+  productView: z.looseObject({ productId: id(256), price: money.nullish(), currency: currency.nullish() }),
+  addToCart: z.looseObject({
+    productId: id(256),
+    quantity: z.number().int().min(1).max(1e6).nullish(),
+    price: money.nullish(),
+    currency: currency.nullish(),
+  }),
+  purchaseComplete: z.looseObject({
+    orderId: optText(),
+    totalAmount: money.nullish(),
+    price: money.nullish(),
+    currency: currency.nullish(),
+    itemCount: z.number().int().min(0).max(1e6).nullish(),
+  }),
+  appStart: z.looseObject({ coldStart: z.boolean().nullish() }),
+  appBackground: z.looseObject({}),
+  appForeground: z.looseObject({}),
+  networkChange: z.looseObject({ networkType: id(32) }),
+  customEvent: z.looseObject({ name: optText(128), params: z.record(z.string(), z.unknown()).nullish() }),
+} as const;
+
+export type KnownKind = keyof typeof KIND_SCHEMAS;
+export const KNOWN_KINDS = Object.keys(KIND_SCHEMAS) as KnownKind[];
+const isKnownKind = (k: string): k is KnownKind => Object.prototype.hasOwnProperty.call(KIND_SCHEMAS, k);
+
+export const envelopeSchema = z.looseObject({
+  eventId: z.string().trim().min(1).max(128).nullish(),
+  appId: z.string().regex(APP_ID_PATTERN, 'must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit').nullish(),
+  deviceId: id(256),
+  userId: optText(),
+  sessionId: optText(),
+  type: z.string().trim().min(1).max(128).regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters').nullish(),
+  timestamp: timestampSchema.nullish(),
+  context: contextSchema.nullish(),
+  properties: z.record(z.string(), z.unknown()).nullish(),
+  props: z.record(z.string(), z.unknown()).nullish(),
+  // Web fields, also accepted at the top level of an event.
+  url: optText(2048),
+  referrer: optText(2048),
+});
+
+const ENVELOPE_KEYS = new Set([
+  'eventId', 'appId', 'deviceId', 'userId', 'sessionId', 'type', 'timestamp', 'context', 'properties', 'props',
+  'url', 'referrer', 'appVersion', 'appBuild', 'platform', 'os', 'osVersion', 'deviceModel', 'locale',
+]);
+const CONTEXT_KEYS = new Set(Object.keys(contextSchema.shape));
+
+/** What the edge knows about the request an event came in (filled by the ingest hooks). */
+export interface RequestFacts {
+  appId: string | null; // the app the API key is bound to; null for the admin key
+  receivedAt: number;
+  userAgent: string | null;
+  ipHash: string | null;
+  /** UA-derived fields, used where the client context did not say. */
+  ua: UaFacts | null;
+}
+
+export interface UaFacts {
+  os: string | null;
+  osVersion: string | null;
+  browser: string | null;
+  browserVersion: string | null;
+  deviceModel: string | null;
+  deviceType: string | null;
+}
+
+export interface FieldError {
+  code: 'invalid_field' | 'missing_field' | 'forbidden_app';
+  field: string;
+  message: string;
+}
+
+export type Normalized = { ok: true; event: StoredEvent } | { ok: false; error: FieldError };
+
+export function fieldErrorFromZod(err: z.ZodError, prefix = ''): FieldError {
+  const issue = err.issues[0]!;
+  const field = [prefix, ...issue.path.map(String)].filter(Boolean).join('.') || '(event)';
+  const missing = issue.code === 'invalid_type' && /received undefined/.test(issue.message);
+  return { code: missing ? 'missing_field' : 'invalid_field', field, message: missing ? 'is required' : issue.message };
+}
+
+/** Parses a client timestamp to epoch ms; null when absent; an error string when unusable. */
+export function parseTimestamp(v: unknown, now: number): number | null | string {
+  if (v === undefined || v === null) return null;
+  let ms: number;
+  if (typeof v === 'number') ms = v;
+  else if (typeof v === 'string' && /^\d+$/.test(v)) ms = Number(v);
+  else if (typeof v === 'string') ms = Date.parse(v);
+  else return 'must be an ISO 8601 string or epoch milliseconds';
+  if (!Number.isFinite(ms)) return 'must be an ISO 8601 string or epoch milliseconds';
+  if (ms < MIN_TS) return 'is before 2000-01-01: epoch milliseconds expected (seconds given?)';
+  if (ms > now + MAX_FUTURE_MS) return 'is more than 7 days in the future';
+  return Math.round(ms);
+}
+
+/** Maps any client id to a UUID: UUIDs pass through (lower-cased), others get a stable UUIDv5 per app. */
+export function toEventUuid(appId: string, clientId: string | null | undefined): string {
+  if (!clientId) return uuidv7();
+  if (isUuid(clientId)) return clientId.toLowerCase();
+  return uuidv5(`${appId}\u0000${clientId}`, UUID_NAMESPACE);
+}
+
+const str = (v: unknown): string | null => (v === undefined || v === null || v === '' ? null : String(v));
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+function pickKind(raw: Record<string, unknown>): { kind: string; body: Record<string, unknown> } | FieldError {
+  const declared = typeof raw.type === 'string' ? raw.type.trim() : null;
+  // Nested shape: exactly one known-kind key holding an object.
+  let nestedKind: KnownKind | null = null;
+  for (const k of KNOWN_KINDS) {
+    if (raw[k] !== undefined && raw[k] !== null && typeof raw[k] === 'object' && !Array.isArray(raw[k])) {
+      if (nestedKind) return { code: 'invalid_field', field: k, message: `only one event kind per event (also got ${nestedKind})` };
+      nestedKind = k;
+    }
+  }
+  if (nestedKind) {
+    if (declared && declared !== nestedKind) {
+      return { code: 'invalid_field', field: 'type', message: `says ${declared} but the event carries ${nestedKind}` };
+    }
+    return { kind: nestedKind, body: raw[nestedKind] as Record<string, unknown> };
+  }
+  if (!declared) {
+    return { code: 'missing_field', field: 'type', message: `is required (or one of ${KNOWN_KINDS.join(', ')} as an object)` };
+  }
+  // Flat shape: typed fields may sit at the top level or under properties/props.
+  const body: Record<string, unknown> = { ...(raw.properties as object | undefined), ...(raw.props as object | undefined) };
+  for (const [k, v] of Object.entries(raw)) if (!ENVELOPE_KEYS.has(k)) body[k] = v;
+  return { kind: declared, body };
+}
+
+/** Validates one client event and turns it into the stored shape. Never throws for bad input. */
+export function normalizeEvent(input: unknown, facts: RequestFacts): Normalized {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    return { ok: false, error: { code: 'invalid_field', field: '(event)', message: 'must be a JSON object' } };
+  }
+  const parsed = envelopeSchema.safeParse(input);
+  if (!parsed.success) return { ok: false, error: fieldErrorFromZod(parsed.error) };
+  const env = parsed.data;
+  const raw = input as Record<string, unknown>;
+
+  const appId = env.appId ?? facts.appId;
+  if (!appId) return { ok: false, error: { code: 'missing_field', field: 'appId', message: 'is required with the admin key' } };
+  if (facts.appId && appId !== facts.appId) {
+    return { ok: false, error: { code: 'forbidden_app', field: 'appId', message: `this API key writes to app ${facts.appId} only` } };
+  }
+
+  const picked = pickKind(raw);
+  if ('code' in picked) return { ok: false, error: picked };
+  const { kind, body } = picked;
+  const isNested = isKnownKind(kind) && raw[kind] !== undefined;
+
+  let typed: Record<string, unknown> = body;
+  if (isKnownKind(kind)) {
+    const r = KIND_SCHEMAS[kind].safeParse(body);
+    if (!r.success) return { ok: false, error: fieldErrorFromZod(r.error, isNested ? kind : '') };
+    typed = r.data as Record<string, unknown>;
+  }
+
+  const ts = parseTimestamp(env.timestamp, facts.receivedAt);
+  if (typeof ts === 'string') return { ok: false, error: { code: 'invalid_field', field: 'timestamp', message: ts } };
+
+  const ctx = (env.context ?? {}) as Record<string, unknown>;
+  const ctxVal = (k: string) => ctx[k] ?? raw[k];
+  const ua = facts.ua;
+
+  // props: the client's properties, unknown top-level fields, unknown kind fields, unknown context fields.
+  const props: Record<string, unknown> = {};
+  if (isNested) {
+    Object.assign(props, env.properties ?? {}, env.props ?? {});
+    for (const [k, v] of Object.entries(raw)) if (!ENVELOPE_KEYS.has(k) && !isKnownKind(k)) props[k] = v;
+  }
+  const consumed = CONSUMED_KIND_FIELDS[kind] ?? EMPTY;
+  for (const [k, v] of Object.entries(typed)) if (!consumed.has(k)) props[k] = v;
+  if (kind === 'customEvent' && typed.params && typeof typed.params === 'object') {
+    delete props.params;
+    Object.assign(props, typed.params as object);
+  }
+  for (const [k, v] of Object.entries(ctx)) if (!CONTEXT_KEYS.has(k)) props[`context.${k}`] = v;
+  if (env.eventId && !isUuid(env.eventId)) props.$client_event_id = env.eventId;
+
+  const url = str(env.url ?? typed.url);
+  const web = url ? parseWebUrl(url) : null;
+  const receivedAt = facts.receivedAt;
+
+  const event: StoredEvent = {
+    event_id: toEventUuid(appId, env.eventId),
+    app_id: appId,
+    device_id: env.deviceId,
+    user_id: str(env.userId ?? typed.userId),
+    session_id: str(env.sessionId),
+    type: kind,
+    ts: ts ?? receivedAt,
+    received_at: receivedAt,
+    screen_name: str(typed.screenName),
+    button_id: str(typed.buttonId),
+    product_id: str(typed.productId),
+    order_id: str(typed.orderId),
+    price: num(typed.totalAmount) ?? num(typed.price),
+    currency: str(typed.currency),
+    quantity: num(typed.quantity) ?? num(typed.itemCount),
+    duration_ms: num(typed.durationMs),
+    network_type: str(typed.networkType ?? ctx.networkType),
+    success: typeof typed.success === 'boolean' ? typed.success : null,
+    url,
+    path: web?.path ?? null,
+    referrer: str(env.referrer ?? typed.referrer),
+    utm_source: web?.utm.source ?? null,
+    utm_medium: web?.utm.medium ?? null,
+    utm_campaign: web?.utm.campaign ?? null,
+    utm_term: web?.utm.term ?? null,
+    utm_content: web?.utm.content ?? null,
+    app_version: str(ctxVal('appVersion')),
+    app_build: str(ctxVal('appBuild')),
+    platform: str(ctxVal('platform')),
+    os: str(ctxVal('os')) ?? ua?.os ?? null,
+    os_version: str(ctxVal('osVersion')) ?? ua?.osVersion ?? null,
+    device_model: str(ctxVal('deviceModel')) ?? ua?.deviceModel ?? null,
+    device_type: str(ctx.deviceType) ?? ua?.deviceType ?? null,
+    browser: ua?.browser ?? null,
+    browser_version: ua?.browserVersion ?? null,
+    locale: str(ctxVal('locale')),
+    ip_hash: facts.ipHash,
+    props: JSON.stringify(props),
+  };
+  return { ok: true, event };
+}
+
+const EMPTY: ReadonlySet<string> = new Set();
+// Kind fields that became columns (the rest of the kind's body goes to props).
+const CONSUMED_KIND_FIELDS: Record<string, ReadonlySet<string>> = {
+  screenView: new Set(['screenName']),
+  screenExit: new Set(['screenName', 'durationMs']),
+  buttonTap: new Set(['buttonId', 'screenName']),
+  userLogin: new Set(['userId', 'success']),
+  userLogout: new Set(['userId']),
+  productView: new Set(['productId', 'price', 'currency']),
+  addToCart: new Set(['productId', 'quantity', 'price', 'currency']),
+  purchaseComplete: new Set(['orderId', 'totalAmount', 'price', 'currency', 'itemCount']),
+  networkChange: new Set(['networkType']),
+  customEvent: new Set([]),
+};
+
+export interface WebUrl {
+  path: string;
+  utm: { source: string | null; medium: string | null; campaign: string | null; term: string | null; content: string | null };
+}
+
+/** Path and UTM parameters of a page URL; null when it is not a URL. */
+export function parseWebUrl(url: string): WebUrl | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url.startsWith('/') ? { path: url.split(/[?#]/)[0]!, utm: { source: null, medium: null, campaign: null, term: null, content: null } } : null;
+  }
+  const q = u.searchParams;
+  return {
+    path: u.pathname || '/',
+    utm: {
+      source: q.get('utm_source'),
+      medium: q.get('utm_medium'),
+      campaign: q.get('utm_campaign'),
+      term: q.get('utm_term'),
+      content: q.get('utm_content'),
+    },
+  };
+}

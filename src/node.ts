@@ -1,0 +1,185 @@
+// One Causality process: opens the embedded bus, the warehouse and the query engine, and serves HTTP.
+// `causality up` runs every role here; roles split across processes in the scale-out issue.
+import { join } from 'node:path';
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config.js';
+import { SegmentedLog } from './bus/segmented-log.js';
+import { HttpError, errorBody, installErrorHandler } from './http/errors.js';
+import { EventIdDedupe, dedupeKeyOfPayload } from './ingest/dedupe.js';
+import { apiKeyOf, createAuthenticator } from './ingest/edge.js';
+import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
+import { registerIngestRoutes } from './ingest/routes.js';
+import { createLogger, type Logger } from './obs/logger.js';
+import { createMetrics, type Metrics } from './obs/metrics.js';
+import { QueryService } from './query/query-service.js';
+import { registerQueryRoutes } from './query/routes.js';
+import { DuckEngine } from './warehouse/duckdb.js';
+import { LocalWarehouseFiles } from './warehouse/files.js';
+import { WarehouseSink } from './warehouse/sink.js';
+import { Warehouse } from './warehouse/warehouse.js';
+
+export interface RunningNode {
+  app: FastifyInstance;
+  url: string;
+  bus: SegmentedLog;
+  sink: WarehouseSink;
+  warehouse: Warehouse;
+  queries: QueryService;
+  metrics: Metrics;
+  log: Logger;
+  /** Flushes everything accepted so far to the warehouse (tests, CLI). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Accepts JSON sent as application/json or text/plain (browsers' no-preflight form), keeping the raw bytes for HMAC. */
+function installJsonParser(app: FastifyInstance): void {
+  app.removeAllContentTypeParsers();
+  const parse = (req: { rawBody?: Buffer }, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
+    req.rawBody = body;
+    if (body.length === 0) return done(new HttpError(400, 'invalid_json', 'body is empty'));
+    try {
+      done(null, JSON.parse(body.toString('utf8')));
+    } catch (e) {
+      done(new HttpError(400, 'invalid_json', `body is not valid JSON: ${(e as Error).message}`));
+    }
+  };
+  app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer' }, (req, body, done) =>
+    parse(req, body as Buffer, done),
+  );
+  app.addContentTypeParser(/^application\/[\w.+-]*json$/, { parseAs: 'buffer' }, (req, body, done) => parse(req, body as Buffer, done));
+}
+
+export async function startNode(config: Config, opts: { log?: Logger; listen?: boolean } = {}): Promise<RunningNode> {
+  const log = opts.log ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+  const bus = await SegmentedLog.open({
+    dir: join(config.dataDir, 'log'),
+    segmentBytes: config.segmentBytes,
+    retentionMs: config.retentionHours * 3_600_000,
+    retentionBytes: config.retentionBytes > 0 ? config.retentionBytes : Infinity,
+    onFsync: (seconds, records) => {
+      metrics.fsyncSeconds.observe(seconds);
+      metrics.fsyncRecords.observe(records);
+    },
+  });
+  if (bus.recoveredTruncatedBytes > 0) log.warn({ bytes: bus.recoveredTruncatedBytes }, 'log recovery: truncated a torn tail (never acknowledged)');
+
+  const dedupe = new EventIdDedupe(config.dedupeWindowEvents);
+  const warmed = await warmDedupe(bus, dedupe, config.dedupeWindowEvents, dedupeKeyOfPayload);
+
+  const warehouseDir = join(config.dataDir, 'warehouse');
+  const stagingDir = join(config.dataDir, 'staging');
+  const engine = await DuckEngine.create({ allowedDirectories: [warehouseDir, stagingDir] });
+  const files = new LocalWarehouseFiles(warehouseDir);
+  const sink = new WarehouseSink({
+    bus,
+    engine,
+    files,
+    stagingDir: join(stagingDir, 'sink'),
+    batchMaxEvents: config.batchMaxEvents,
+    flushIntervalMs: config.batchFlushIntervalMs,
+    metrics,
+    log,
+  });
+  await sink.start();
+  const warehouse = new Warehouse(engine, files, () => sink.committedOffset, join(stagingDir, 'compact'), metrics, log);
+  const queries = new QueryService(engine, warehouse, metrics);
+
+  const compactTimer = setInterval(() => {
+    warehouse.compact(config.compactMinFiles).catch((err) => log.error({ err }, 'compaction failed'));
+  }, 10_000);
+  compactTimer.unref();
+
+  const app = Fastify({
+    bodyLimit: config.maxBodyBytes,
+    trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
+    logger: false,
+    genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'].slice(0, 64) : crypto.randomUUID()),
+  });
+  app.decorateRequest('principal', undefined);
+  app.decorateRequest('rawBody', undefined);
+  app.addHook('onSend', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  installErrorHandler(app);
+  installJsonParser(app);
+  await app.register(cors, {
+    origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['content-type', 'x-api-key', 'x-ta-api-key', 'authorization', 'x-causality-signature', 'x-causality-timestamp', 'x-request-id'],
+    maxAge: 600,
+  });
+  if (config.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      max: config.rateLimitPerMinute,
+      timeWindow: 60_000,
+      keyGenerator: (req) => apiKeyOf(req) ?? req.ip,
+      allowList: (req) => req.url === '/healthz' || req.url === '/metrics',
+      errorResponseBuilder: (_req, ctx) => {
+        metrics.requestsRefused.inc({ status: '429', code: 'rate_limited' });
+        return Object.assign(new HttpError(429, 'rate_limited', `more than ${ctx.max} requests per minute for this key; retry after ${ctx.after}`), {
+          statusCode: 429,
+        });
+      },
+    });
+  }
+  app.addHook('onResponse', async (req, reply) => {
+    if (reply.statusCode >= 400 && req.url.startsWith('/v1/')) {
+      metrics.requestsRefused.inc({ status: String(reply.statusCode), code: 'http' });
+    }
+  });
+
+  const authenticate = createAuthenticator(config);
+  const ingestEvents = createIngestPipeline({ bus, dedupe, metrics });
+  registerIngestRoutes(app, { config, metrics, ingestEvents, authenticate });
+  registerQueryRoutes(app, { config, queries, authenticate });
+
+  app.get('/healthz', async () => ({
+    status: 'ok',
+    bus: { endOffset: bus.endOffset(), startOffset: bus.startOffset() },
+    sink: { committedOffset: sink.committedOffset, lag: bus.endOffset() - sink.committedOffset },
+  }));
+  app.get('/metrics', async (_req, reply) => {
+    metrics.busEndOffset.set(bus.endOffset());
+    metrics.consumerLag.set({ consumer: 'warehouse-sink' }, bus.endOffset() - sink.committedOffset);
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+  app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics' }));
+  void errorBody;
+
+  let url = '';
+  if (opts.listen !== false) {
+    url = await app.listen({ host: config.host, port: config.port });
+  }
+  log.info({ url, dataDir: config.dataDir, endOffset: bus.endOffset(), dedupeWarmed: warmed }, 'causality is up');
+
+  let closed = false;
+  return {
+    app,
+    url,
+    bus,
+    sink,
+    warehouse,
+    queries,
+    metrics,
+    log,
+    async flush() {
+      await sink.drainTo(bus.endOffset());
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(compactTimer);
+      await app.close(); // stops accepting; in-flight requests finish (their appends complete)
+      await sink.stop(); // flushes what is on the bus to Parquet
+      await bus.close();
+      queries.close();
+      engine.close();
+      log.info('causality stopped');
+    },
+  };
+}

@@ -1,0 +1,112 @@
+// Runs read-only SQL for a caller: guard → scoped `events` view → limited, interruptible execution.
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { HttpError } from '../http/errors.js';
+import type { Metrics } from '../obs/metrics.js';
+import type { DuckEngine } from '../warehouse/duckdb.js';
+import type { FileFilter, Warehouse } from '../warehouse/warehouse.js';
+import { checkSerializedSql } from './sql-guard.js';
+
+export interface QueryResult {
+  columns: string[];
+  types: string[];
+  rows: unknown[][];
+  truncated: boolean;
+  elapsedMs: number;
+}
+
+export interface QueryOptions {
+  /** The caller's app (app key); null = all apps (admin key). */
+  appId: string | null;
+  rowLimit: number;
+  timeoutMs: number;
+  /** Narrows the files read (metrics endpoints know their date range). */
+  files?: Omit<FileFilter, 'appId'>;
+  endpoint?: string;
+}
+
+/** JSON-friendly values: bigints become numbers when safe, timestamps ISO strings, dates YYYY-MM-DD. */
+export function toJsonValue(v: unknown, type = ''): unknown {
+  if (typeof v === 'bigint') return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString();
+  if (v instanceof Date) return type === 'DATE' ? v.toISOString().slice(0, 10) : v.toISOString();
+  if (Array.isArray(v)) return v.map((x) => toJsonValue(x));
+  if (v && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = toJsonValue(x);
+    return o;
+  }
+  return v;
+}
+
+export class QueryService {
+  private readonly idle: DuckDBConnection[] = [];
+  private readonly viewOf = new WeakMap<DuckDBConnection, string>();
+
+  constructor(
+    private readonly engine: DuckEngine,
+    private readonly warehouse: Warehouse,
+    private readonly metrics: Metrics,
+  ) {}
+
+  private async acquire(): Promise<DuckDBConnection> {
+    return this.idle.pop() ?? (await this.engine.connect());
+  }
+
+  private release(conn: DuckDBConnection): void {
+    if (this.idle.length < 4) this.idle.push(conn);
+    else conn.closeSync();
+  }
+
+  async guard(conn: DuckDBConnection, sql: string): Promise<void> {
+    const r = await conn.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
+    const verdict = checkSerializedSql(String(r.getRows()[0]?.[0] ?? ''));
+    if (!verdict.ok) {
+      this.metrics.queryRefused.inc({ reason: verdict.code });
+      throw new HttpError(400, verdict.code, verdict.message, 'sql');
+    }
+  }
+
+  async run(sql: string, opts: QueryOptions): Promise<QueryResult> {
+    if (typeof sql !== 'string' || !sql.trim()) throw new HttpError(400, 'missing_field', 'is required', 'sql');
+    if (sql.length > 100_000) throw new HttpError(400, 'invalid_field', 'is longer than 100000 characters', 'sql');
+    const started = performance.now();
+    const conn = await this.acquire();
+    let healthy = true;
+    try {
+      await this.guard(conn, sql);
+      const relation = await this.warehouse.eventsRelation({ ...opts.files, appId: opts.appId });
+      if (this.viewOf.get(conn) !== relation) {
+        await conn.run(`CREATE OR REPLACE TEMP VIEW events AS ${relation}`);
+        this.viewOf.set(conn, relation);
+      }
+      const timer = setTimeout(() => conn.interrupt(), opts.timeoutMs);
+      let reader;
+      try {
+        reader = await conn.streamAndReadUntil(sql, opts.rowLimit + 1);
+      } catch (err) {
+        const msg = (err as Error).message ?? String(err);
+        if (/interrupt/i.test(msg)) {
+          healthy = false;
+          this.metrics.queryRefused.inc({ reason: 'timeout' });
+          throw new HttpError(408, 'query_timeout', `query ran longer than ${opts.timeoutMs} ms`, 'sql');
+        }
+        throw new HttpError(400, 'sql_error', msg.replace(/\n+/g, ' ').slice(0, 2000), 'sql');
+      } finally {
+        clearTimeout(timer);
+      }
+      const types = reader.columnTypes().map((t) => t.toString());
+      const all = reader.getRowsJS();
+      const truncated = all.length > opts.rowLimit;
+      const rows = (truncated ? all.slice(0, opts.rowLimit) : all).map((row) => row.map((v, i) => toJsonValue(v, types[i])));
+      const elapsedMs = performance.now() - started;
+      this.metrics.queryDuration.observe({ endpoint: opts.endpoint ?? 'sql' }, elapsedMs / 1000);
+      return { columns: reader.columnNames(), types, rows, truncated, elapsedMs: Math.round(elapsedMs * 10) / 10 };
+    } finally {
+      if (healthy) this.release(conn);
+      else conn.closeSync();
+    }
+  }
+
+  close(): void {
+    for (const c of this.idle.splice(0)) c.closeSync();
+  }
+}

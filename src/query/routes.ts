@@ -1,0 +1,146 @@
+// Query API: POST /v1/query (read-only SQL) and seed 003's /v1/metrics/{pageviews,unique-users,top-pages}.
+// Every route needs a key; an app key reads its own app only.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { APP_ID_PATTERN } from '../event/envelope.js';
+import { HttpError } from '../http/errors.js';
+import type { createAuthenticator } from '../ingest/edge.js';
+import { sqlString } from '../warehouse/duckdb.js';
+import type { QueryService } from './query-service.js';
+
+/** Event types that are a page or screen view (pageviews never count clicks, logins or purchases). */
+export const VIEW_TYPES = ['pageview', 'screenView', 'page', 'screen', '$pageview'];
+
+const queryBody = z.object({ sql: z.string(), limit: z.number().int().positive().optional() });
+
+const metricsParams = z.object({
+  app_id: z.string().regex(APP_ID_PATTERN).optional(),
+  site_id: z.string().regex(APP_ID_PATTERN).optional(),
+  from: z.string().optional(),
+  to: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+const DAY = 86_400_000;
+
+/** `from`/`to` as dates (to inclusive: the whole day) or ISO instants; default: the last 7 days. */
+export function parseRange(from?: string, to?: string, now = Date.now()): { fromMs: number; toMs: number; fromDate: string; toDate: string } {
+  const parse = (v: string, field: string, endOfDay: boolean) => {
+    if (/^\d{4}-\d{2}-\d{2}$/.test(v)) return Date.parse(`${v}T00:00:00Z`) + (endOfDay ? DAY : 0);
+    const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+    if (!Number.isFinite(ms)) throw new HttpError(400, 'invalid_field', 'must be YYYY-MM-DD, ISO 8601 or epoch ms', field);
+    return ms;
+  };
+  const toMs = to ? parse(to, 'to', true) : now + 1;
+  const fromMs = from ? parse(from, 'from', false) : toMs - 7 * DAY;
+  if (fromMs >= toMs) throw new HttpError(400, 'invalid_field', 'must be before to', 'from');
+  const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+  return { fromMs, toMs, fromDate: iso(fromMs), toDate: iso(toMs - 1) };
+}
+
+export interface QueryRouteDeps {
+  config: Config;
+  queries: QueryService;
+  authenticate: ReturnType<typeof createAuthenticator>;
+}
+
+export function registerQueryRoutes(app: FastifyInstance, { config, queries, authenticate }: QueryRouteDeps): void {
+  const cache = new Map<string, { expires: number; body: unknown }>();
+
+  app.post('/v1/query', async (req, reply) => {
+    const principal = authenticate(req);
+    const parsed = queryBody.safeParse(req.body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new HttpError(400, 'invalid_field', issue.message, issue.path.join('.') || 'sql');
+    }
+    const rowLimit = Math.min(parsed.data.limit ?? config.queryRowLimit, config.queryRowLimit);
+    const r = await queries.run(parsed.data.sql, { appId: principal.appId, rowLimit, timeoutMs: config.queryTimeoutMs });
+    return reply.send(r);
+  });
+
+  function scope(req: FastifyRequest) {
+    const principal = authenticate(req);
+    const parsed = metricsParams.safeParse(req.query);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]!;
+      throw new HttpError(400, 'invalid_field', issue.message, issue.path.join('.'));
+    }
+    const q = parsed.data;
+    const asked = q.app_id ?? q.site_id ?? null;
+    if (principal.appId && asked && asked !== principal.appId) {
+      throw new HttpError(403, 'forbidden_app', `this API key reads app ${principal.appId} only`, 'app_id');
+    }
+    const appId = principal.appId ?? asked;
+    const range = parseRange(q.from, q.to);
+    return { appId, range, limit: q.limit ?? 10 };
+  }
+
+  async function cached<T>(key: string, compute: () => Promise<T>): Promise<T> {
+    const hit = cache.get(key);
+    if (hit && hit.expires > Date.now()) return hit.body as T;
+    const body = await compute();
+    if (cache.size > 1000) cache.clear();
+    cache.set(key, { expires: Date.now() + config.metricsCacheMs, body });
+    return body;
+  }
+
+  const run = (sql: string, s: ReturnType<typeof scope>, endpoint: string) =>
+    queries.run(sql, {
+      appId: s.appId,
+      rowLimit: 10_000,
+      timeoutMs: config.queryTimeoutMs,
+      files: { fromDate: s.range.fromDate, toDate: s.range.toDate },
+      endpoint,
+    });
+
+  const timeFilter = (s: ReturnType<typeof scope>) =>
+    `ts >= epoch_ms(${Math.floor(s.range.fromMs)}) AND ts < epoch_ms(${Math.floor(s.range.toMs)})`;
+  const views = VIEW_TYPES.map(sqlString).join(', ');
+  const window = (s: ReturnType<typeof scope>) => ({
+    app_id: s.appId,
+    from: new Date(s.range.fromMs).toISOString(),
+    to: new Date(s.range.toMs).toISOString(),
+  });
+
+  app.get('/v1/metrics/pageviews', async (req) => {
+    const s = scope(req);
+    return cached(`pv|${s.appId}|${s.range.fromMs}|${s.range.toMs}`, async () => {
+      const r = await run(
+        `SELECT strftime(ts, '%Y-%m-%d') AS day, count(*) AS pageviews FROM events WHERE type IN (${views}) AND ${timeFilter(s)} GROUP BY 1 ORDER BY 1`,
+        s,
+        'pageviews',
+      );
+      const byDay = r.rows.map(([day, n]) => ({ day, pageviews: n as number }));
+      return { ...window(s), pageviews: byDay.reduce((a, d) => a + d.pageviews, 0), by_day: byDay };
+    });
+  });
+
+  app.get('/v1/metrics/unique-users', async (req) => {
+    const s = scope(req);
+    return cached(`uu|${s.appId}|${s.range.fromMs}|${s.range.toMs}`, async () => {
+      const r = await run(
+        `SELECT count(DISTINCT coalesce(user_id, device_id)) AS unique_users, count(DISTINCT device_id) AS unique_devices FROM events WHERE ${timeFilter(s)}`,
+        s,
+        'unique-users',
+      );
+      const [uu, ud] = r.rows[0] ?? [0, 0];
+      return { ...window(s), unique_users: uu, unique_devices: ud };
+    });
+  });
+
+  app.get('/v1/metrics/top-pages', async (req) => {
+    const s = scope(req);
+    return cached(`tp|${s.appId}|${s.range.fromMs}|${s.range.toMs}|${s.limit}`, async () => {
+      const r = await run(
+        `SELECT coalesce(path, screen_name) AS page, count(*) AS views, count(DISTINCT coalesce(user_id, device_id)) AS visitors
+         FROM events WHERE type IN (${views}) AND ${timeFilter(s)} AND coalesce(path, screen_name) IS NOT NULL
+         GROUP BY 1 ORDER BY views DESC, page LIMIT ${s.limit}`,
+        s,
+        'top-pages',
+      );
+      return { ...window(s), pages: r.rows.map(([page, views, visitors]) => ({ page, views, visitors })) };
+    });
+  });
+}

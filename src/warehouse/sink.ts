@@ -1,0 +1,161 @@
+// Warehouse sink: a bus consumer that writes batches of events as zstd Parquet, Hive-partitioned by app and
+// date, and commits its bus position only after the files are published. Exactly once in the warehouse:
+// a crash between publish and commit leaves files named with offsets >= the committed one, deleted on restart
+// before the batch is replayed; event ids repeated inside a batch are written once.
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Bus, BusRecord } from '../bus/bus.js';
+import { EVENT_COLUMNS } from '../event/stored-event.js';
+import type { Logger } from '../obs/logger.js';
+import type { Metrics } from '../obs/metrics.js';
+import { sqlString, type DuckEngine } from './duckdb.js';
+import type { WarehouseFiles } from './files.js';
+import { EVENTS_PREFIX, pad, parsePartFile, resolveLiveFiles } from './layout.js';
+
+export const SINK_CONSUMER = 'warehouse-sink';
+
+export interface SinkOptions {
+  bus: Bus;
+  engine: DuckEngine;
+  files: WarehouseFiles;
+  stagingDir: string;
+  batchMaxEvents: number;
+  flushIntervalMs: number;
+  metrics: Metrics;
+  log: Logger;
+  /** Called after each committed batch (the query layer refreshes its file list). */
+  onCommitted?: (nextOffset: number) => void;
+}
+
+/** JSON column types for read_json: timestamps travel as epoch ms. */
+// props travels as a JSON object serialised into a string; it is read as text and cast, not re-encoded.
+const READ_TYPE = { TIMESTAMP: 'BIGINT', JSON: 'VARCHAR' } as Record<string, string>;
+const READ_COLUMNS = EVENT_COLUMNS.map((c) => `${c.name}: '${READ_TYPE[c.type] ?? c.type}'`).join(', ');
+const SELECT_COLUMNS = EVENT_COLUMNS.map((c) =>
+  c.type === 'TIMESTAMP' ? `epoch_ms(${c.name}) AS ${c.name}` : c.type === 'JSON' ? `CAST(${c.name} AS JSON) AS ${c.name}` : c.name,
+).join(', ');
+
+export class WarehouseSink {
+  private position = 0;
+  private stopping = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(private readonly o: SinkOptions) {}
+
+  get committedOffset(): number {
+    return this.position;
+  }
+
+  /** Recovers (deletes orphan files of an uncommitted batch) and starts consuming. */
+  async start(): Promise<void> {
+    this.position = Math.max(await this.o.bus.committed(SINK_CONSUMER), this.o.bus.startOffset());
+    await rm(this.o.stagingDir, { recursive: true, force: true });
+    await mkdir(this.o.stagingDir, { recursive: true });
+    const all = (await this.o.files.list(EVENTS_PREFIX)).map((f) => parsePartFile(f.key, f.bytes)).filter((f) => f !== null);
+    const { orphans, superseded } = resolveLiveFiles(all, this.position);
+    if (orphans.length || superseded.length) {
+      this.o.log.warn({ orphans: orphans.length, superseded: superseded.length }, 'sink recovery: removing files of an unfinished batch or compaction');
+      await this.o.files.remove([...orphans, ...superseded].map((f) => f.key));
+    }
+    this.loop = this.run();
+  }
+
+  /** Stops after flushing what was already read. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  /** Resolves once every record below `offset` is committed to the warehouse (tests, graceful shutdown). */
+  async drainTo(offset: number, timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.position < offset) {
+      if (Date.now() > deadline) throw new Error(`sink did not reach offset ${offset} (at ${this.position})`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private async run(): Promise<void> {
+    const { bus, batchMaxEvents, flushIntervalMs, metrics, log } = this.o;
+    let conn = await this.o.engine.connect();
+    while (true) {
+      const batch: BusRecord[] = [];
+      let firstAt = 0;
+      let next = this.position;
+      // Fill until full, or until the oldest record waited flushIntervalMs, or until stopping (then flush what we have).
+      while (batch.length < batchMaxEvents) {
+        const recs = await bus.read(next, Math.min(20_000, batchMaxEvents - batch.length));
+        if (recs.length > 0) {
+          if (batch.length === 0) firstAt = Date.now();
+          for (const r of recs) batch.push(r);
+          next = recs[recs.length - 1]!.offset + 1;
+          continue;
+        }
+        if (this.stopping) break;
+        const wait = batch.length === 0 ? 1000 : firstAt + flushIntervalMs - Date.now();
+        if (wait <= 0) break;
+        await Promise.race([bus.waitFor(next, wait), new Promise<void>((r) => (this.wake = r))]);
+      }
+      metrics.consumerLag.set({ consumer: SINK_CONSUMER }, bus.endOffset() - next);
+      if (batch.length > 0) {
+        try {
+          await this.writeBatch(conn, batch);
+        } catch (err) {
+          // Nothing committed: the same records are retried; published files of this range are replaced.
+          log.error({ err, from: batch[0]!.offset }, 'sink write failed; retrying');
+          conn.closeSync();
+          await new Promise((r) => setTimeout(r, 1000));
+          conn = await this.o.engine.connect();
+          continue;
+        }
+      }
+      if (this.stopping && bus.endOffset() <= this.position) break;
+      if (this.stopping && batch.length === 0) break;
+    }
+    conn.closeSync();
+  }
+
+  private async writeBatch(conn: Awaited<ReturnType<DuckEngine['connect']>>, batch: BusRecord[]): Promise<void> {
+    const { bus, files, metrics, stagingDir } = this.o;
+    const started = process.hrtime.bigint();
+    const from = batch[0]!.offset;
+    const to = batch[batch.length - 1]!.offset + 1;
+    const name = `b${pad(from)}-${pad(to)}`;
+    const jsonl = join(stagingDir, `${name}.jsonl`);
+    const outDir = join(stagingDir, name);
+    await writeFile(jsonl, Buffer.concat(batch.flatMap((r) => [r.payload, NEWLINE])));
+    await rm(outDir, { recursive: true, force: true });
+    // Rows ordered by app, type, device and time: neighbours alike, so zstd + dictionaries compress well.
+    const copied = await conn.runAndReadAll(`COPY (
+        SELECT ${SELECT_COLUMNS}, strftime(epoch_ms(ts), '%Y-%m-%d') AS date
+        FROM read_json(${sqlString(jsonl)}, format = 'newline_delimited', columns = {${READ_COLUMNS}})
+        QUALIFY row_number() OVER (PARTITION BY app_id, event_id ORDER BY received_at) = 1
+        ORDER BY app_id, type, device_id, ts
+      ) TO ${sqlString(outDir)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (app_id, date),
+        FILENAME_PATTERN '${name}-{i}', ROW_GROUP_SIZE 122880)`);
+    const rowsWritten = Number(copied.getRows()[0]?.[0] ?? batch.length);
+    const produced = await listLocalParquet(outDir);
+    for (const rel of produced) await files.publish(join(outDir, rel), `${EVENTS_PREFIX}/${rel}`);
+    await rm(outDir, { recursive: true, force: true });
+    await rm(jsonl, { force: true });
+    await bus.commit(SINK_CONSUMER, to);
+    this.position = to;
+    metrics.sinkFlushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    metrics.sinkFlushEvents.observe(batch.length);
+    metrics.sinkEventsWritten.inc(rowsWritten);
+    if (rowsWritten < batch.length) metrics.sinkDuplicatesSkipped.inc(batch.length - rowsWritten);
+    this.o.onCommitted?.(to);
+  }
+}
+
+const NEWLINE = Buffer.from('\n');
+
+async function listLocalParquet(dir: string): Promise<string[]> {
+  const { readdir } = await import('node:fs/promises');
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && e.name.endsWith('.parquet'))
+    .map((e) => join((e as unknown as { parentPath?: string; path?: string }).parentPath ?? (e as unknown as { path: string }).path, e.name).slice(dir.length + 1));
+}
