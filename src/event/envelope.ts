@@ -11,15 +11,15 @@ const MAX_FUTURE_MS = 7 * 24 * 3600 * 1000;
 
 export const APP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-const id = (max: number) => z.string().trim().min(1).max(max);
+const id = (max: number) => z.string().min(1).max(max);
 const optText = (max = 256) => z.string().max(max).nullish();
 const money = z.number().finite().min(0).max(1e12);
-const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a 3-letter ISO 4217 code').transform((c) => c.toUpperCase());
+const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a 3-letter ISO 4217 code');
 
 /** Timestamp: ISO 8601 string or epoch milliseconds (number or digit string). */
 export const timestampSchema = z.union([z.number(), z.string().min(1).max(64)]);
 
-export const contextSchema = z.looseObject({
+export const contextSchema = z.object({
   appVersion: optText(64),
   appBuild: z.union([z.string().max(64), z.number()]).nullish(),
   platform: optText(32),
@@ -32,45 +32,45 @@ export const contextSchema = z.looseObject({
   networkType: optText(32),
 });
 
-// Typed fields per kind (seed 000). Each is a loose object: extra fields go to props.
+// Typed fields per kind (seed 000). Zod keeps the known fields; every other field of the input goes to props.
 export const KIND_SCHEMAS = {
-  screenView: z.looseObject({ screenName: id(256), previousScreen: optText() }),
-  screenExit: z.looseObject({ screenName: id(256), durationMs: z.number().int().min(0).nullish() }),
-  buttonTap: z.looseObject({ buttonId: id(256), screenName: optText() }),
-  userLogin: z.looseObject({ userId: optText(), method: optText(64), success: z.boolean().nullish() }),
-  userLogout: z.looseObject({ userId: optText() }),
-  productView: z.looseObject({ productId: id(256), price: money.nullish(), currency: currency.nullish() }),
-  addToCart: z.looseObject({
+  screenView: z.object({ screenName: id(256), previousScreen: optText() }),
+  screenExit: z.object({ screenName: id(256), durationMs: z.number().int().min(0).nullish() }),
+  buttonTap: z.object({ buttonId: id(256), screenName: optText() }),
+  userLogin: z.object({ userId: optText(), method: optText(64), success: z.boolean().nullish() }),
+  userLogout: z.object({ userId: optText() }),
+  productView: z.object({ productId: id(256), price: money.nullish(), currency: currency.nullish() }),
+  addToCart: z.object({
     productId: id(256),
     quantity: z.number().int().min(1).max(1e6).nullish(),
     price: money.nullish(),
     currency: currency.nullish(),
   }),
-  purchaseComplete: z.looseObject({
+  purchaseComplete: z.object({
     orderId: optText(),
     totalAmount: money.nullish(),
     price: money.nullish(),
     currency: currency.nullish(),
     itemCount: z.number().int().min(0).max(1e6).nullish(),
   }),
-  appStart: z.looseObject({ coldStart: z.boolean().nullish() }),
-  appBackground: z.looseObject({}),
-  appForeground: z.looseObject({}),
-  networkChange: z.looseObject({ networkType: id(32) }),
-  customEvent: z.looseObject({ name: optText(128), params: z.record(z.string(), z.unknown()).nullish() }),
+  appStart: z.object({ coldStart: z.boolean().nullish() }),
+  appBackground: z.object({}),
+  appForeground: z.object({}),
+  networkChange: z.object({ networkType: id(32) }),
+  customEvent: z.object({ name: optText(128), params: z.record(z.string(), z.unknown()).nullish() }),
 } as const;
 
 export type KnownKind = keyof typeof KIND_SCHEMAS;
 export const KNOWN_KINDS = Object.keys(KIND_SCHEMAS) as KnownKind[];
 const isKnownKind = (k: string): k is KnownKind => Object.prototype.hasOwnProperty.call(KIND_SCHEMAS, k);
 
-export const envelopeSchema = z.looseObject({
-  eventId: z.string().trim().min(1).max(128).nullish(),
+export const envelopeSchema = z.object({
+  eventId: z.string().min(1).max(128).nullish(),
   appId: z.string().regex(APP_ID_PATTERN, 'must be 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit').nullish(),
   deviceId: id(256),
   userId: optText(),
   sessionId: optText(),
-  type: z.string().trim().min(1).max(128).regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters').nullish(),
+  type: z.string().min(1).max(128).regex(/^[^\u0000-\u001f]+$/, 'must not contain control characters').nullish(),
   timestamp: timestampSchema.nullish(),
   context: contextSchema.nullish(),
   properties: z.record(z.string(), z.unknown()).nullish(),
@@ -237,7 +237,7 @@ export function normalizeEvent(input: unknown, facts: RequestFacts): Normalized 
     product_id: str(typed.productId),
     order_id: str(typed.orderId),
     price: num(typed.totalAmount) ?? num(typed.price),
-    currency: str(typed.currency),
+    currency: typeof typed.currency === 'string' ? typed.currency.toUpperCase() : null,
     quantity: num(typed.quantity) ?? num(typed.itemCount),
     duration_ms: num(typed.durationMs),
     network_type: str(typed.networkType ?? ctx.networkType),

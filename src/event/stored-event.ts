@@ -88,3 +88,17 @@ export const EVENT_COLUMNS: ReadonlyArray<{ name: keyof StoredEvent; type: Colum
   { name: 'ip_hash', type: 'VARCHAR', doc: 'salted SHA-256 of the client IP (truncated); the raw IP is never stored' },
   { name: 'props', type: 'JSON', doc: 'every other field the client sent, verbatim' },
 ];
+
+const SERIAL_KEYS = EVENT_COLUMNS.map((c) => c.name);
+
+/** The bus payload: compact JSON of the event, nulls left out (readers treat a missing key as NULL), event_id first. */
+export function serializeStoredEvent(ev: StoredEvent): string {
+  let s = '{';
+  for (let i = 0; i < SERIAL_KEYS.length; i++) {
+    const k = SERIAL_KEYS[i]!;
+    const v = ev[k];
+    if (v === null) continue;
+    s += `${i === 0 ? '' : ','}"${k}":${typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
+  }
+  return `${s}}`;
+}

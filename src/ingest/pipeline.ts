@@ -2,7 +2,7 @@
 // Edge concerns (auth, rate limit, signature, bots, IP hashing) run before it as Fastify hooks (edge.ts).
 import type { Bus } from '../bus/bus.js';
 import { normalizeEvent, type FieldError, type RequestFacts } from '../event/envelope.js';
-import type { StoredEvent } from '../event/stored-event.js';
+import { serializeStoredEvent, type StoredEvent } from '../event/stored-event.js';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import { EventIdDedupe } from './dedupe.js';
@@ -27,12 +27,15 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
     const keys: string[] = [];
     const inBatch = new Set<string>();
     const waits: Array<{ index: number; eventId: string; settled: Promise<boolean> }> = [];
+    // Counted per request, not per event: metric label lookups are costly on the hot path.
+    const rejectedBy = new Map<string, number>();
+    let duplicates = 0;
 
     for (let i = 0; i < rawEvents.length; i++) {
       const n = normalizeEvent(rawEvents[i], facts);
       if (!n.ok) {
         results[i] = { status: 'rejected', error: n.error };
-        metrics.eventsRejected.inc({ reason: n.error.code });
+        rejectedBy.set(n.error.code, (rejectedBy.get(n.error.code) ?? 0) + 1);
         continue;
       }
       const ev = n.event;
@@ -40,7 +43,7 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
       const verdict = dedupe.check(key);
       if (verdict.kind === 'seen' || inBatch.has(key)) {
         results[i] = { status: 'duplicate', eventId: ev.event_id };
-        metrics.eventsDuplicate.inc({ app_id: ev.app_id });
+        duplicates++;
       } else if (verdict.kind === 'pending') {
         waits.push({ index: i, eventId: ev.event_id, settled: verdict.settled });
       } else {
@@ -52,7 +55,7 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
     }
 
     if (toAppend.length > 0) {
-      const payloads = toAppend.map((ev) => Buffer.from(JSON.stringify(ev)));
+      const payloads = toAppend.map((ev) => Buffer.from(serializeStoredEvent(ev)));
       const appended = bus.appendDurably(payloads);
       dedupe.begin(keys, appended.then(() => true, () => false));
       try {
@@ -64,13 +67,18 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
         });
       }
       dedupe.end(keys, true);
-      for (const ev of toAppend) metrics.eventsAccepted.inc({ app_id: ev.app_id, route });
+      const perApp = new Map<string, number>();
+      for (const ev of toAppend) perApp.set(ev.app_id, (perApp.get(ev.app_id) ?? 0) + 1);
+      for (const [app_id, n] of perApp) metrics.eventsAccepted.inc({ app_id, route }, n);
     }
+    for (const [reason, n] of rejectedBy) metrics.eventsRejected.inc({ reason }, n);
+    if (duplicates) metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' }, duplicates);
 
     // Same id in flight in another request: its outcome decides ours, so a retry is never silently dropped.
     for (const w of waits) {
       if (!(await w.settled)) throw new HttpError(503, 'storage_unavailable', 'events not stored, retry', undefined, { 'retry-after': '1' });
       results[w.index] = { status: 'duplicate', eventId: w.eventId };
+      metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' });
     }
     return results;
   };

@@ -91,6 +91,8 @@ export class WarehouseSink {
           if (batch.length === 0) firstAt = Date.now();
           for (const r of recs) batch.push(r);
           next = recs[recs.length - 1]!.offset + 1;
+          // Under steady load reads never come back empty: the flush interval must bound the batch age here too.
+          if (Date.now() - firstAt >= flushIntervalMs) break;
           continue;
         }
         if (this.stopping) break;
