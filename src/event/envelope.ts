@@ -4,6 +4,9 @@
 import { z } from 'zod';
 import { v5 as uuidv5, v7 as uuidv7, validate as isUuid } from 'uuid';
 import type { StoredEvent } from './stored-event.js';
+import { parseUserAgent, type UaFacts } from './user-agent.js';
+
+export type { UaFacts };
 
 const UUID_NAMESPACE = '5b1f9a7e-6a38-4c1e-9d51-0c7a3f0e2b44';
 const MIN_TS = Date.UTC(2000, 0, 1);
@@ -11,7 +14,7 @@ const MAX_FUTURE_MS = 7 * 24 * 3600 * 1000;
 
 export const APP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-const id = (max: number) => z.string().min(1).max(max);
+const id = (max: number) => z.string().min(1).max(max).regex(/\S/, 'must not be blank');
 const optText = (max = 256) => z.string().max(max).nullish();
 const money = z.number().finite().min(0).max(1e12);
 const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a 3-letter ISO 4217 code');
@@ -96,14 +99,6 @@ export interface RequestFacts {
   ua: UaFacts | null;
 }
 
-export interface UaFacts {
-  os: string | null;
-  osVersion: string | null;
-  browser: string | null;
-  browserVersion: string | null;
-  deviceModel: string | null;
-  deviceType: string | null;
-}
 
 export interface FieldError {
   code: 'invalid_field' | 'missing_field' | 'forbidden_app';
@@ -200,23 +195,26 @@ export function normalizeEvent(input: unknown, facts: RequestFacts): Normalized 
   const ts = parseTimestamp(env.timestamp, facts.receivedAt);
   if (typeof ts === 'string') return { ok: false, error: { code: 'invalid_field', field: 'timestamp', message: ts } };
 
+  // Zod returns only the fields it knows; props are built from the raw input so nothing else is lost.
   const ctx = (env.context ?? {}) as Record<string, unknown>;
+  const rawCtx = (raw.context ?? {}) as Record<string, unknown>;
   const ctxVal = (k: string) => ctx[k] ?? raw[k];
-  const ua = facts.ua;
+  // A user agent in the event's context (a mobile SDK relaying its webview's) beats the request's.
+  const ua = typeof ctx.userAgent === 'string' && ctx.userAgent ? parseUserAgent(ctx.userAgent) : facts.ua;
 
   // props: the client's properties, unknown top-level fields, unknown kind fields, unknown context fields.
   const props: Record<string, unknown> = {};
   if (isNested) {
-    Object.assign(props, env.properties ?? {}, env.props ?? {});
-    for (const [k, v] of Object.entries(raw)) if (!ENVELOPE_KEYS.has(k) && !isKnownKind(k)) props[k] = v;
+    Object.assign(props, raw.properties ?? {}, raw.props ?? {});
+    for (const k in raw) if (!ENVELOPE_KEYS.has(k) && !isKnownKind(k)) props[k] = raw[k];
   }
   const consumed = CONSUMED_KIND_FIELDS[kind] ?? EMPTY;
-  for (const [k, v] of Object.entries(typed)) if (!consumed.has(k)) props[k] = v;
-  if (kind === 'customEvent' && typed.params && typeof typed.params === 'object') {
+  for (const k in body) if (!consumed.has(k)) props[k] = body[k];
+  if (kind === 'customEvent' && body.params && typeof body.params === 'object') {
     delete props.params;
-    Object.assign(props, typed.params as object);
+    Object.assign(props, body.params as object);
   }
-  for (const [k, v] of Object.entries(ctx)) if (!CONTEXT_KEYS.has(k)) props[`context.${k}`] = v;
+  for (const k in rawCtx) if (!CONTEXT_KEYS.has(k)) props[`context.${k}`] = rawCtx[k];
   if (env.eventId && !isUuid(env.eventId)) props.$client_event_id = env.eventId;
 
   const url = str(env.url ?? typed.url);

@@ -3,9 +3,9 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isbot } from 'isbot';
-import UAParser from 'ua-parser-js';
 import type { AppConfig, Config } from '../config.js';
-import type { RequestFacts, UaFacts } from '../event/envelope.js';
+import type { RequestFacts } from '../event/envelope.js';
+import { parseUserAgent } from '../event/user-agent.js';
 import { HttpError } from '../http/errors.js';
 
 export interface Principal {
@@ -88,7 +88,6 @@ export function signBody(secret: string, timestamp: string, body: string | Buffe
 }
 
 export function createFactsBuilder(config: Config) {
-  const uaCache = new Map<string, UaFacts>();
   const ipCache = new Map<string, string>();
   function hashIp(ip: string): string {
     let h = ipCache.get(ip);
@@ -99,23 +98,6 @@ export function createFactsBuilder(config: Config) {
     }
     return h;
   }
-  function parseUa(ua: string): UaFacts {
-    let f = uaCache.get(ua);
-    if (!f) {
-      const r = new UAParser(ua).getResult();
-      f = {
-        os: r.os.name ?? null,
-        osVersion: r.os.version ?? null,
-        browser: r.browser.name ?? null,
-        browserVersion: r.browser.version ?? null,
-        deviceModel: r.device.model ?? null,
-        deviceType: r.device.type ?? (r.os.name && /iOS|Android/.test(r.os.name) ? 'mobile' : r.browser.name ? 'desktop' : null),
-      };
-      if (uaCache.size > 5_000) uaCache.clear();
-      uaCache.set(ua, f);
-    }
-    return f;
-  }
   return function requestFacts(req: FastifyRequest, userAgentOverride?: string | null): RequestFacts {
     const ua = userAgentOverride ?? (typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null);
     return {
@@ -124,7 +106,7 @@ export function createFactsBuilder(config: Config) {
       userAgent: ua,
       // req.ip honours X-Forwarded-For only from TRUSTED_PROXIES (Fastify trustProxy).
       ipHash: req.ip ? hashIp(req.ip) : null,
-      ua: ua ? parseUa(ua) : null,
+      ua: ua ? parseUserAgent(ua) : null,
     };
   };
 }

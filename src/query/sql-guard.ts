@@ -5,6 +5,7 @@
 
 export const QUERYABLE_TABLES = new Set(['events']);
 const ALLOWED_TABLE_FUNCTIONS = new Set(['range', 'generate_series', 'unnest']);
+const PLAIN_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DENIED_FUNCTIONS = new Set(['getenv', 'current_setting', 'read_text', 'read_blob', 'query', 'query_table']);
 
 export type GuardResult = { ok: true } | { ok: false; code: 'read_only' | 'sql_error' | 'forbidden_table' | 'forbidden_function'; message: string };
@@ -39,6 +40,10 @@ export function checkSerializedSql(serialized: string): GuardResult {
       const name = String(node.table_name ?? '');
       if (node.schema_name || node.catalog_name) {
         verdict = { ok: false, code: 'forbidden_table', message: `qualified names are not allowed: ${[node.catalog_name, node.schema_name, name].filter(Boolean).join('.')}` };
+      } else if (!PLAIN_IDENTIFIER.test(name)) {
+        // A quoted name with a path or an extension is a file to DuckDB (replacement scan), even when a CTE elsewhere
+        // in the query has that name: refuse it whatever the scope.
+        verdict = { ok: false, code: 'forbidden_table', message: `table names must be plain identifiers: "${name}"` };
       } else if (!QUERYABLE_TABLES.has(name.toLowerCase()) && !cteNames.has(name.toLowerCase())) {
         verdict = { ok: false, code: 'forbidden_table', message: `unknown table "${name}"; queryable: ${[...QUERYABLE_TABLES].join(', ')}` };
       }
