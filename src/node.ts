@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config.js';
 import { SegmentedLog } from './bus/segmented-log.js';
 import { HttpError, errorBody, installErrorHandler } from './http/errors.js';
-import { EventIdDedupe, dedupeKeyOfPayload } from './ingest/dedupe.js';
+import { EventIdDedupe } from './ingest/dedupe.js';
 import { apiKeyOf, createAuthenticator } from './ingest/edge.js';
 import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
 import { registerIngestRoutes } from './ingest/routes.js';
@@ -17,14 +18,14 @@ import { QueryService } from './query/query-service.js';
 import { registerQueryRoutes } from './query/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
 import { LocalWarehouseFiles } from './warehouse/files.js';
-import { WarehouseSink } from './warehouse/sink.js';
+import { SinkThread } from './warehouse/sink-thread.js';
 import { Warehouse } from './warehouse/warehouse.js';
 
 export interface RunningNode {
   app: FastifyInstance;
   url: string;
   bus: SegmentedLog;
-  sink: WarehouseSink;
+  sink: SinkThread;
   warehouse: Warehouse;
   queries: QueryService;
   metrics: Metrics;
@@ -68,23 +69,23 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   if (bus.recoveredTruncatedBytes > 0) log.warn({ bytes: bus.recoveredTruncatedBytes }, 'log recovery: truncated a torn tail (never acknowledged)');
 
   const dedupe = new EventIdDedupe(config.dedupeWindowEvents);
-  const warmed = await warmDedupe(bus, dedupe, config.dedupeWindowEvents, dedupeKeyOfPayload);
+  const warmed = await warmDedupe(bus, dedupe, config.dedupeWindowEvents);
 
   const warehouseDir = join(config.dataDir, 'warehouse');
   const stagingDir = join(config.dataDir, 'staging');
-  const engine = await DuckEngine.create({ allowedDirectories: [warehouseDir, stagingDir] });
   const files = new LocalWarehouseFiles(warehouseDir);
-  const sink = new WarehouseSink({
+  const sink = new SinkThread({
     bus,
-    engine,
-    files,
+    warehouseDir,
     stagingDir: join(stagingDir, 'sink'),
     batchMaxEvents: config.batchMaxEvents,
     flushIntervalMs: config.batchFlushIntervalMs,
-    metrics,
+    logLevel: config.logLevel,
     log,
   });
   await sink.start();
+  // The query engine (and compaction) share one DuckDB on this thread; the sink has its own in its worker.
+  const engine = await DuckEngine.create({ allowedDirectories: [warehouseDir, stagingDir] });
   const warehouse = new Warehouse(engine, files, () => sink.committedOffset, join(stagingDir, 'compact'), metrics, log);
   const queries = new QueryService(engine, warehouse, metrics);
 
@@ -146,7 +147,8 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     metrics.busEndOffset.set(bus.endOffset());
     metrics.consumerLag.set({ consumer: 'warehouse-sink' }, bus.endOffset() - sink.committedOffset);
     reply.header('content-type', metrics.registry.contentType);
-    return metrics.registry.metrics();
+    const merged = AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), await sink.metricsJson()]);
+    return merged.metrics();
   });
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics' }));
   void errorBody;

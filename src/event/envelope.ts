@@ -164,8 +164,27 @@ function pickKind(raw: Record<string, unknown>): { kind: string; body: Record<st
   return { kind: declared, body };
 }
 
-/** Validates one client event and turns it into the stored shape. Never throws for bad input. */
-export function normalizeEvent(input: unknown, facts: RequestFacts): Normalized {
+/** A client event that passed validation: what building its stored shape needs. */
+export interface CheckedEvent {
+  raw: Record<string, unknown>;
+  env: z.infer<typeof envelopeSchema>;
+  appId: string;
+  kind: string;
+  isNested: boolean;
+  /** The kind's fields as the client sent them (typed fields and any others). */
+  body: Record<string, unknown>;
+  /** The kind's known fields, validated. */
+  typed: Record<string, unknown>;
+  ts: number | null;
+}
+
+export type Checked = { ok: true; event: CheckedEvent } | { ok: false; error: FieldError };
+
+/**
+ * Validates one client event (the ingest hot path: no stored shape is built). Never throws for bad input.
+ * The same function runs again when consumers build the stored event, so what ingest accepted always builds.
+ */
+export function checkEvent(input: unknown, facts: RequestFacts): Checked {
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     return { ok: false, error: { code: 'invalid_field', field: '(event)', message: 'must be a JSON object' } };
   }
@@ -194,7 +213,21 @@ export function normalizeEvent(input: unknown, facts: RequestFacts): Normalized 
 
   const ts = parseTimestamp(env.timestamp, facts.receivedAt);
   if (typeof ts === 'string') return { ok: false, error: { code: 'invalid_field', field: 'timestamp', message: ts } };
+  return { ok: true, event: { raw, env, appId, kind, isNested, body, typed, ts } };
+}
 
+/** Validates one client event and builds its stored shape (`eventId` overrides the id, as recorded at ingest). */
+export function normalizeEvent(input: unknown, facts: RequestFacts, eventId?: string): Normalized {
+  const c = checkEvent(input, facts);
+  if (!c.ok) return c;
+  return { ok: true, event: buildStoredEvent(c.event, facts, eventId) };
+}
+
+/** The event id a checked event gets: the client's (mapped to a UUID) or a new UUIDv7. */
+export const eventIdOf = (c: CheckedEvent): string => toEventUuid(c.appId, c.env.eventId);
+
+export function buildStoredEvent(c: CheckedEvent, facts: RequestFacts, eventId?: string): StoredEvent {
+  const { raw, env, appId, kind, isNested, body, typed, ts } = c;
   // Zod returns only the fields it knows; props are built from the raw input so nothing else is lost.
   const ctx = (env.context ?? {}) as Record<string, unknown>;
   const rawCtx = (raw.context ?? {}) as Record<string, unknown>;
@@ -221,8 +254,8 @@ export function normalizeEvent(input: unknown, facts: RequestFacts): Normalized 
   const web = url ? parseWebUrl(url) : null;
   const receivedAt = facts.receivedAt;
 
-  const event: StoredEvent = {
-    event_id: toEventUuid(appId, env.eventId),
+  return {
+    event_id: eventId ?? toEventUuid(appId, env.eventId),
     app_id: appId,
     device_id: env.deviceId,
     user_id: str(env.userId ?? typed.userId),
@@ -261,7 +294,6 @@ export function normalizeEvent(input: unknown, facts: RequestFacts): Normalized 
     ip_hash: facts.ipHash,
     props: JSON.stringify(props),
   };
-  return { ok: true, event };
 }
 
 const EMPTY: ReadonlySet<string> = new Set();

@@ -46,10 +46,3 @@ export class EventIdDedupe {
     return this.current.size + this.previous.size;
   }
 }
-
-/** Extracts app_id and event_id from a serialised StoredEvent without a full parse (they are its first keys). */
-export function dedupeKeyOfPayload(payload: Buffer): string | null {
-  const head = payload.subarray(0, 200).toString('utf8');
-  const m = /^\{"event_id":"([^"]+)","app_id":"([^"]+)"/.exec(head);
-  return m ? EventIdDedupe.key(m[2]!, m[1]!) : null;
-}

@@ -1,9 +1,9 @@
 // Prometheus metrics for every role, in one registry per process (served at /metrics).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export function createMetrics() {
+export function createMetrics(opts: { processMetrics?: boolean } = {}) {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'causality_process_' });
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'causality_process_' });
   const m = {
     registry,
     eventsAccepted: new Counter({ name: 'causality_events_accepted_total', help: 'Events acknowledged durable', labelNames: ['app_id', 'route'], registers: [registry] }),
@@ -18,6 +18,7 @@ export function createMetrics() {
     consumerLag: new Gauge({ name: 'causality_consumer_lag_records', help: 'Records between a consumer position and the log end', labelNames: ['consumer'], registers: [registry] }),
     sinkFlushSeconds: new Histogram({ name: 'causality_sink_flush_seconds', help: 'Warehouse sink batch write duration', buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: [registry] }),
     sinkFlushEvents: new Histogram({ name: 'causality_sink_flush_events', help: 'Events per warehouse write', buckets: [1, 10, 100, 1000, 10000, 50000, 200000], registers: [registry] }),
+    sinkUnbuildable: new Counter({ name: 'causality_sink_unbuildable_total', help: 'Appended events that failed to rebuild (never expected)', registers: [registry] }),
     sinkEventsWritten: new Counter({ name: 'causality_sink_events_written_total', help: 'Events written to Parquet', registers: [registry] }),
     sinkDuplicatesSkipped: new Counter({ name: 'causality_sink_duplicates_skipped_total', help: 'Replayed or repeated event ids not written again', registers: [registry] }),
     compactions: new Counter({ name: 'causality_compactions_total', help: 'Partitions compacted', registers: [registry] }),

@@ -5,7 +5,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bus, BusRecord } from '../bus/bus.js';
-import { EVENT_COLUMNS } from '../event/stored-event.js';
+import { decodeIngestRecord } from '../event/ingest-record.js';
+import { EVENT_COLUMNS, serializeStoredEvent } from '../event/stored-event.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import { sqlString, type DuckEngine } from './duckdb.js';
@@ -82,14 +83,23 @@ export class WarehouseSink {
     let conn = await this.o.engine.connect();
     while (true) {
       const batch: BusRecord[] = [];
+      const lines: string[] = [];
       let firstAt = 0;
       let next = this.position;
       // Fill until full, or until the oldest record waited flushIntervalMs, or until stopping (then flush what we have).
-      while (batch.length < batchMaxEvents) {
-        const recs = await bus.read(next, Math.min(20_000, batchMaxEvents - batch.length));
+      while (lines.length < batchMaxEvents) {
+        const recs = await bus.read(next, 1_000);
         if (recs.length > 0) {
           if (batch.length === 0) firstAt = Date.now();
-          for (const r of recs) batch.push(r);
+          for (const r of recs) {
+            batch.push(r);
+            const decoded = decodeIngestRecord(r.payload);
+            if (decoded.unbuildable) {
+              metrics.sinkUnbuildable.inc(decoded.unbuildable);
+              log.error({ offset: r.offset, events: decoded.unbuildable }, 'sink: appended events that no longer validate were skipped');
+            }
+            for (const ev of decoded.events) lines.push(serializeStoredEvent(ev));
+          }
           next = recs[recs.length - 1]!.offset + 1;
           // Under steady load reads never come back empty: the flush interval must bound the batch age here too.
           if (Date.now() - firstAt >= flushIntervalMs) break;
@@ -100,10 +110,9 @@ export class WarehouseSink {
         if (wait <= 0) break;
         await Promise.race([bus.waitFor(next, wait), new Promise<void>((r) => (this.wake = r))]);
       }
-      metrics.consumerLag.set({ consumer: SINK_CONSUMER }, bus.endOffset() - next);
       if (batch.length > 0) {
         try {
-          await this.writeBatch(conn, batch);
+          await this.writeBatch(conn, batch, lines);
         } catch (err) {
           // Nothing committed: the same records are retried; published files of this range are replaced.
           log.error({ err, from: batch[0]!.offset }, 'sink write failed; retrying');
@@ -119,15 +128,21 @@ export class WarehouseSink {
     conn.closeSync();
   }
 
-  private async writeBatch(conn: Awaited<ReturnType<DuckEngine['connect']>>, batch: BusRecord[]): Promise<void> {
+  private async writeBatch(conn: Awaited<ReturnType<DuckEngine['connect']>>, batch: BusRecord[], lines: string[]): Promise<void> {
     const { bus, files, metrics, stagingDir } = this.o;
     const started = process.hrtime.bigint();
     const from = batch[0]!.offset;
     const to = batch[batch.length - 1]!.offset + 1;
     const name = `b${pad(from)}-${pad(to)}`;
+    if (lines.length === 0) {
+      await bus.commit(SINK_CONSUMER, to);
+      this.position = to;
+      this.o.onCommitted?.(to);
+      return;
+    }
     const jsonl = join(stagingDir, `${name}.jsonl`);
     const outDir = join(stagingDir, name);
-    await writeFile(jsonl, Buffer.concat(batch.flatMap((r) => [r.payload, NEWLINE])));
+    await writeFile(jsonl, lines.length ? `${lines.join('\n')}\n` : '');
     await rm(outDir, { recursive: true, force: true });
     // Rows ordered by app, type, device and time: neighbours alike, so zstd + dictionaries compress well.
     const copied = await conn.runAndReadAll(`COPY (
@@ -137,7 +152,7 @@ export class WarehouseSink {
         ORDER BY app_id, type, device_id, ts
       ) TO ${sqlString(outDir)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (app_id, date),
         FILENAME_PATTERN '${name}-{i}', ROW_GROUP_SIZE 122880)`);
-    const rowsWritten = Number(copied.getRows()[0]?.[0] ?? batch.length);
+    const rowsWritten = Number(copied.getRows()[0]?.[0] ?? lines.length);
     const produced = await listLocalParquet(outDir);
     for (const rel of produced) await files.publish(join(outDir, rel), `${EVENTS_PREFIX}/${rel}`);
     await rm(outDir, { recursive: true, force: true });
@@ -145,14 +160,13 @@ export class WarehouseSink {
     await bus.commit(SINK_CONSUMER, to);
     this.position = to;
     metrics.sinkFlushSeconds.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    metrics.sinkFlushEvents.observe(batch.length);
+    metrics.sinkFlushEvents.observe(lines.length);
     metrics.sinkEventsWritten.inc(rowsWritten);
-    if (rowsWritten < batch.length) metrics.sinkDuplicatesSkipped.inc(batch.length - rowsWritten);
+    if (rowsWritten < lines.length) metrics.sinkDuplicatesSkipped.inc(lines.length - rowsWritten);
     this.o.onCommitted?.(to);
   }
 }
 
-const NEWLINE = Buffer.from('\n');
 
 async function listLocalParquet(dir: string): Promise<string[]> {
   const { readdir } = await import('node:fs/promises');

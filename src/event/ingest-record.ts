@@ -1,0 +1,123 @@
+// What ingest appends to the bus: one record per accepted request, `<header JSON>\n<request body as received>`.
+// Storing the body's own bytes keeps the hot path to validation only (no per-event re-serialisation); consumers
+// (warehouse sink, detectors) rebuild each stored event with the same code and the request facts kept in the header.
+import { createHash } from 'node:crypto';
+import { buildStoredEvent, checkEvent, type RequestFacts } from './envelope.js';
+import type { StoredEvent } from './stored-event.js';
+import { parseUserAgent } from './user-agent.js';
+
+export type IngestRoute = 'ingest' | 'batch' | 'collect';
+
+export interface IngestHeader {
+  v: 1;
+  route: IngestRoute;
+  receivedAt: number;
+  /** The app the API key is bound to; null for the admin key. */
+  keyAppId: string | null;
+  ipHash: string | null;
+  userAgent: string | null;
+  /** Per event of the body, in order: `"<appId> <eventId>"` when appended, null when rejected or a duplicate. */
+  ids: Array<string | null>;
+}
+
+const NEWLINE = 0x0a;
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** The events a request body holds, per route; null when the body has no event list of the expected shape. */
+export function eventsOfBody(route: IngestRoute, body: unknown): unknown[] | null {
+  if (route === 'ingest') return isObject(body) ? [isObject(body.event) ? body.event : body] : null;
+  if (route === 'batch') {
+    const events = Array.isArray(body) ? body : isObject(body) ? body.events ?? body.batch : undefined;
+    return Array.isArray(events) ? events : null;
+  }
+  if (Array.isArray(body)) return body;
+  return isObject(body) && Array.isArray(body.events) ? body.events : [body];
+}
+
+/** Seed 003's collect body → our flat envelope. Its anonymous visitor has no device id: one is derived per site/IP/UA. */
+export function collectToEnvelope(body: unknown, facts: RequestFacts): unknown {
+  if (!isObject(body)) return body;
+  const { site_id, event_name, url, referrer, user_id, session_id, ts, props, device_id, anonymous_id, ...rest } = body;
+  const anon =
+    device_id ??
+    anonymous_id ??
+    'anon-' +
+      createHash('sha256')
+        .update(`${String(site_id ?? facts.appId)}|${facts.ipHash ?? ''}|${facts.userAgent ?? ''}`)
+        .digest('hex')
+        .slice(0, 16);
+  const envelope: Record<string, unknown> = {
+    ...rest,
+    appId: site_id,
+    deviceId: anon,
+    type: event_name ?? 'pageview',
+    timestamp: ts,
+    url,
+    referrer,
+    userId: user_id,
+    sessionId: session_id,
+  };
+  if (props !== undefined) envelope.properties = props;
+  for (const k of Object.keys(envelope)) if (envelope[k] === undefined) delete envelope[k];
+  return envelope;
+}
+
+/** The client envelopes of a body, in order (collect bodies mapped onto the envelope). */
+export function envelopesOfBody(route: IngestRoute, body: unknown, facts: RequestFacts): unknown[] | null {
+  const events = eventsOfBody(route, body);
+  if (!events || route !== 'collect') return events;
+  return events.map((e) => collectToEnvelope(e, facts));
+}
+
+export function factsOfHeader(h: IngestHeader): RequestFacts {
+  return {
+    appId: h.keyAppId,
+    receivedAt: h.receivedAt,
+    userAgent: h.userAgent,
+    ipHash: h.ipHash,
+    ua: h.userAgent ? parseUserAgent(h.userAgent) : null,
+  };
+}
+
+export function encodeIngestRecord(header: IngestHeader, body: Buffer): Buffer {
+  const head = Buffer.from(JSON.stringify(header));
+  const out = Buffer.allocUnsafe(head.length + 1 + body.length);
+  head.copy(out, 0);
+  out[head.length] = NEWLINE;
+  body.copy(out, head.length + 1);
+  return out;
+}
+
+/** The header alone (cheap: dedupe warm-up reads only this). */
+export function decodeIngestHeader(payload: Buffer): IngestHeader {
+  const nl = payload.indexOf(NEWLINE);
+  return JSON.parse(payload.subarray(0, nl < 0 ? payload.length : nl).toString('utf8')) as IngestHeader;
+}
+
+export interface DecodedRecord {
+  header: IngestHeader;
+  events: StoredEvent[];
+  /** Events the header says were appended but that no longer validate (never expected; counted, not thrown). */
+  unbuildable: number;
+}
+
+/** Rebuilds the stored events of one ingest record. */
+export function decodeIngestRecord(payload: Buffer): DecodedRecord {
+  const nl = payload.indexOf(NEWLINE);
+  const header = JSON.parse(payload.subarray(0, nl).toString('utf8')) as IngestHeader;
+  const facts = factsOfHeader(header);
+  const envelopes = envelopesOfBody(header.route, JSON.parse(payload.subarray(nl + 1).toString('utf8')), facts) ?? [];
+  const events: StoredEvent[] = [];
+  let unbuildable = 0;
+  for (let i = 0; i < header.ids.length; i++) {
+    const key = header.ids[i];
+    if (!key) continue;
+    const c = checkEvent(envelopes[i], facts);
+    if (!c.ok) {
+      unbuildable++;
+      continue;
+    }
+    events.push(buildStoredEvent(c.event, facts, key.slice(key.indexOf(' ') + 1)));
+  }
+  return { header, events, unbuildable };
+}

@@ -1,0 +1,61 @@
+// Worker-thread entry of the warehouse sink. Rebuilding events, writing Parquet and DuckDB's work run here, at a
+// lower CPU priority, so they never stall the ingest event loop; the log stays with the main thread (bus-port.ts).
+import { setPriority } from 'node:os';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { RemoteBus } from '../bus/bus-port.js';
+import { createLogger } from '../obs/logger.js';
+import { createMetrics } from '../obs/metrics.js';
+import { DuckEngine } from './duckdb.js';
+import { LocalWarehouseFiles } from './files.js';
+import { WarehouseSink } from './sink.js';
+
+export interface SinkWorkerData {
+  busPort: MessagePort;
+  warehouseDir: string;
+  stagingDir: string;
+  batchMaxEvents: number;
+  flushIntervalMs: number;
+  logLevel: string;
+}
+
+export type SinkWorkerMessage =
+  | { type: 'ready' }
+  | { type: 'stopped' }
+  | { type: 'metrics'; json: unknown }
+  | { type: 'fatal'; message: string };
+
+async function main(): Promise<void> {
+  const d = workerData as SinkWorkerData;
+  const port = parentPort!;
+  try {
+    setPriority(0, 10); // on Linux this is the calling thread only: ingest keeps priority under overload
+  } catch {
+    /* not permitted here: run at normal priority */
+  }
+  const log = createLogger(d.logLevel, 'causality-sink');
+  const metrics = createMetrics({ processMetrics: false });
+  const bus = await RemoteBus.connect(d.busPort);
+  const engine = await DuckEngine.create({ allowedDirectories: [d.warehouseDir, d.stagingDir] });
+  const sink = new WarehouseSink({
+    bus,
+    engine,
+    files: new LocalWarehouseFiles(d.warehouseDir),
+    stagingDir: d.stagingDir,
+    batchMaxEvents: d.batchMaxEvents,
+    flushIntervalMs: d.flushIntervalMs,
+    metrics,
+    log,
+  });
+  await sink.start();
+  port.on('message', async (m: { type: string }) => {
+    if (m.type === 'metrics') port.postMessage({ type: 'metrics', json: await metrics.registry.getMetricsAsJSON() } satisfies SinkWorkerMessage);
+    if (m.type === 'stop') {
+      await sink.stop();
+      engine.close();
+      port.postMessage({ type: 'stopped' } satisfies SinkWorkerMessage);
+    }
+  });
+  port.postMessage({ type: 'ready' } satisfies SinkWorkerMessage);
+}
+
+main().catch((err: Error) => parentPort!.postMessage({ type: 'fatal', message: err.stack ?? err.message } satisfies SinkWorkerMessage));
