@@ -38,6 +38,7 @@ export interface Config {
   segmentBytes: number;
   retentionHours: number;
   retentionBytes: number;
+  backgroundNice: number;
   logLevel: string;
 }
 
@@ -66,6 +67,7 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['LOG_SEGMENT_BYTES', 'segmentBytes', '67108864', 'bus segment file size'],
   ['LOG_RETENTION_HOURS', 'retentionHours', '168', 'bus retention by age (never past a consumer\'s position)'],
   ['LOG_RETENTION_BYTES', 'retentionBytes', '0 (unlimited)', 'bus retention by size'],
+  ['BACKGROUND_NICE', 'backgroundNice', '10', 'Linux: nice value of every thread but the ingest event loop (sink, DuckDB, I/O pool); 0 = off'],
   ['LOG_LEVEL', 'logLevel', 'info', 'pino log level'],
 ];
 
@@ -109,6 +111,7 @@ const fileSchema = z
     segmentBytes: z.number().int().positive(),
     retentionHours: z.number().positive(),
     retentionBytes: z.number().int().min(0),
+    backgroundNice: z.number().int().min(0).max(19),
     logLevel: z.string(),
   })
   .partial();
@@ -218,6 +221,7 @@ export function loadConfig(
     segmentBytes: int(env.LOG_SEGMENT_BYTES, file.segmentBytes, 64 * 1024 * 1024),
     retentionHours: int(env.LOG_RETENTION_HOURS, file.retentionHours, 168),
     retentionBytes: int(env.LOG_RETENTION_BYTES, file.retentionBytes, 0),
+    backgroundNice: int(env.BACKGROUND_NICE, file.backgroundNice, 10),
     logLevel: env.LOG_LEVEL ?? file.logLevel ?? 'info',
   };
   return { config, createdDevConfig };

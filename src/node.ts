@@ -14,6 +14,7 @@ import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
 import { registerIngestRoutes } from './ingest/routes.js';
 import { createLogger, type Logger } from './obs/logger.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
+import { keepBackgroundThreadsLow } from './obs/priority.js';
 import { QueryService } from './query/query-service.js';
 import { registerQueryRoutes } from './query/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
@@ -153,6 +154,8 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics' }));
   void errorBody;
 
+  const stopLowering = keepBackgroundThreadsLow(config.backgroundNice);
+
   let url = '';
   if (opts.listen !== false) {
     url = await app.listen({ host: config.host, port: config.port });
@@ -176,6 +179,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       if (closed) return;
       closed = true;
       clearInterval(compactTimer);
+      stopLowering();
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
       await sink.stop(); // flushes what is on the bus to Parquet
       await bus.close();

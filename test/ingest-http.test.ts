@@ -77,8 +77,8 @@ describe('ingest over HTTP', () => {
         duplicate: 0,
         rejected: 0,
         results: [
-          { index: 0, status: 'accepted', eventId: ids[0] },
-          { index: 1, status: 'accepted', eventId: ids[1] },
+          { status: 'accepted', eventId: ids[0] },
+          { status: 'accepted', eventId: ids[1] },
         ],
       });
       await t.node.flush();
@@ -237,11 +237,11 @@ describe('ingest over HTTP', () => {
         duplicate: 0,
         rejected: 3,
         results: [
-          { index: 0, status: 'accepted', eventId: u0 },
+          { status: 'accepted', eventId: u0 },
           { index: 1, status: 'rejected', error: { code: 'invalid_field', field: 'productView.currency', message: 'must be a 3-letter ISO 4217 code' } },
           { index: 2, status: 'rejected', error: { code: 'forbidden_app', field: 'appId', message: 'this API key writes to app appA only' } },
           { index: 3, status: 'rejected', error: { code: 'missing_field', field: 'deviceId', message: 'is required' } },
-          { index: 4, status: 'accepted', eventId: u4 },
+          { status: 'accepted', eventId: u4 },
         ],
       });
       await t.node.flush();
@@ -320,8 +320,8 @@ describe('ingest over HTTP', () => {
         duplicate: 1,
         rejected: 0,
         results: [
-          { index: 0, status: 'accepted', eventId: id },
-          { index: 1, status: 'duplicate', eventId: id },
+          { status: 'accepted', eventId: id },
+          { status: 'duplicate', eventId: id },
         ],
       });
       await t.node.flush();
@@ -678,7 +678,7 @@ describe('restart', () => {
       assert.deepEqual(await countsById(second, all), Object.fromEntries(all.map((id) => [id, 1])));
 
       const again = await second.post('/v1/events/batch', { events: flushed.map((id) => screenView(id)) }, { key: second.keys.appA });
-      assert.deepEqual(again.body, { accepted: 0, duplicate: 3, rejected: 0, results: flushed.map((id, index) => ({ index, status: 'duplicate', eventId: id })) });
+      assert.deepEqual(again.body, { accepted: 0, duplicate: 3, rejected: 0, results: flushed.map((id) => ({ status: 'duplicate', eventId: id })) });
       const single = await second.post('/v1/events/ingest', { event: screenView(unflushed[0]!, 'dev-2') }, { key: second.keys.appB });
       assert.deepEqual(single.body, { status: 'duplicate', eventId: unflushed[0] });
       const fresh = randomUUID();

@@ -16,8 +16,10 @@ export interface IngestHeader {
   keyAppId: string | null;
   ipHash: string | null;
   userAgent: string | null;
-  /** Per event of the body, in order: `"<appId> <eventId>"` when appended, null when rejected or a duplicate. */
+  /** Per event of the body, in order: its event id when appended, null when rejected or a duplicate. */
   ids: Array<string | null>;
+  /** Per event, its app, when the admin key sent it (app keys write their own app only). */
+  apps?: Array<string | null>;
 }
 
 const NEWLINE = 0x0a;
@@ -88,6 +90,17 @@ export function encodeIngestRecord(header: IngestHeader, body: Buffer): Buffer {
   return out;
 }
 
+/** The (app, event id) pairs a record appended, from its header alone (dedupe warm-up). */
+export function appendedIds(h: IngestHeader): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i < h.ids.length; i++) {
+    const id = h.ids[i];
+    const app = h.apps?.[i] ?? h.keyAppId;
+    if (id && app) out.push([app, id]);
+  }
+  return out;
+}
+
 /** The header alone (cheap: dedupe warm-up reads only this). */
 export function decodeIngestHeader(payload: Buffer): IngestHeader {
   const nl = payload.indexOf(NEWLINE);
@@ -110,14 +123,14 @@ export function decodeIngestRecord(payload: Buffer): DecodedRecord {
   const events: StoredEvent[] = [];
   let unbuildable = 0;
   for (let i = 0; i < header.ids.length; i++) {
-    const key = header.ids[i];
-    if (!key) continue;
-    const c = checkEvent(envelopes[i], facts);
+    const eventId = header.ids[i];
+    if (!eventId) continue;
+    const c = checkEvent(envelopes[i], facts, true);
     if (!c.ok) {
       unbuildable++;
       continue;
     }
-    events.push(buildStoredEvent(c.event, facts, key.slice(key.indexOf(' ') + 1)));
+    events.push(buildStoredEvent(c.event, facts, eventId));
   }
   return { header, events, unbuildable };
 }

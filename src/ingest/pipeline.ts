@@ -3,7 +3,7 @@
 // by consumers from the appended record (src/event/ingest-record.ts), off the request path.
 import type { Bus } from '../bus/bus.js';
 import { checkEvent, eventIdOf, type FieldError, type RequestFacts } from '../event/envelope.js';
-import { decodeIngestHeader, encodeIngestRecord, type IngestRoute } from '../event/ingest-record.js';
+import { appendedIds, decodeIngestHeader, encodeIngestRecord, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import { EventIdDedupe } from './dedupe.js';
@@ -29,55 +29,57 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
   return async function ingestEvents(envelopes, facts, route, rawBody) {
     const results: EventResult[] = new Array(envelopes.length);
     const ids: Array<string | null> = new Array(envelopes.length).fill(null);
-    const keys: string[] = [];
-    const inBatch = new Set<string>();
+    const apps: Array<string | null> | undefined = facts.appId ? undefined : new Array(envelopes.length).fill(null);
     const waits: Array<{ index: number; eventId: string; settled: Promise<boolean> }> = [];
     // Counted per request, not per event: metric label lookups are costly on the hot path.
     const rejectedBy = new Map<string, number>();
     const acceptedBy = new Map<string, number>();
+    let accepted = 0;
     let duplicates = 0;
+    let settle!: (durable: boolean) => void;
+    const seq = dedupe.startRequest(new Promise<boolean>((r) => (settle = r)));
 
-    for (let i = 0; i < envelopes.length; i++) {
-      const c = checkEvent(envelopes[i], facts);
-      if (!c.ok) {
-        results[i] = { status: 'rejected', error: c.error };
-        rejectedBy.set(c.error.code, (rejectedBy.get(c.error.code) ?? 0) + 1);
-        continue;
+    try {
+      for (let i = 0; i < envelopes.length; i++) {
+        const c = checkEvent(envelopes[i], facts);
+        if (!c.ok) {
+          results[i] = { status: 'rejected', error: c.error };
+          rejectedBy.set(c.error.code, (rejectedBy.get(c.error.code) ?? 0) + 1);
+          continue;
+        }
+        const appId = c.event.appId;
+        const eventId = eventIdOf(c.event);
+        const claim = dedupe.claim(appId, eventId, seq);
+        if (claim === 'new') {
+          ids[i] = eventId;
+          if (apps) apps[i] = appId;
+          acceptedBy.set(appId, (acceptedBy.get(appId) ?? 0) + 1);
+          accepted++;
+          results[i] = { status: 'accepted', eventId };
+        } else if (claim === 'seen' || claim === 'same-request') {
+          results[i] = { status: 'duplicate', eventId };
+          duplicates++;
+        } else {
+          waits.push({ index: i, eventId, settled: claim });
+        }
       }
-      const appId = c.event.appId;
-      const eventId = eventIdOf(c.event);
-      const key = EventIdDedupe.key(appId, eventId);
-      const verdict = dedupe.check(key);
-      if (verdict.kind === 'seen' || inBatch.has(key)) {
-        results[i] = { status: 'duplicate', eventId };
-        duplicates++;
-      } else if (verdict.kind === 'pending') {
-        waits.push({ index: i, eventId, settled: verdict.settled });
-      } else {
-        inBatch.add(key);
-        keys.push(key);
-        ids[i] = key;
-        acceptedBy.set(appId, (acceptedBy.get(appId) ?? 0) + 1);
-        results[i] = { status: 'accepted', eventId };
-      }
-    }
 
-    if (keys.length > 0) {
-      const record = encodeIngestRecord(
-        { v: 1, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent, ids },
-        rawBody,
-      );
-      const appended = bus.appendDurably([record]);
-      dedupe.begin(keys, appended.then(() => true, () => false));
-      try {
-        await appended;
-      } catch (err) {
-        dedupe.end(keys, false);
-        throw unavailable((err as Error).message);
+      if (accepted > 0) {
+        const header = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent, ids, ...(apps ? { apps } : {}) };
+        try {
+          await bus.appendDurably([encodeIngestRecord(header, rawBody)]);
+        } catch (err) {
+          throw unavailable((err as Error).message);
+        }
       }
-      dedupe.end(keys, true);
-      for (const [app_id, n] of acceptedBy) metrics.eventsAccepted.inc({ app_id, route }, n);
+      dedupe.settle(seq, true);
+      settle(true);
+    } catch (err) {
+      dedupe.settle(seq, false);
+      settle(false);
+      throw err;
     }
+    for (const [app_id, n] of acceptedBy) metrics.eventsAccepted.inc({ app_id, route }, n);
     for (const [reason, n] of rejectedBy) metrics.eventsRejected.inc({ reason }, n);
     if (duplicates) metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' }, duplicates);
 
@@ -97,17 +99,17 @@ export async function warmDedupe(bus: Bus, dedupe: EventIdDedupe, windowEvents: 
   const chunk = 2_000;
   let from = bus.endOffset();
   let events = 0;
-  const headers: string[][] = [];
+  const headers: Array<Array<[string, string]>> = [];
   while (from > bus.startOffset() && events < windowEvents) {
     const start = Math.max(bus.startOffset(), from - chunk);
     const recs = await bus.read(start, from - start);
-    const keys: string[] = [];
-    for (const r of recs) for (const k of decodeIngestHeader(r.payload).ids) if (k) keys.push(k);
+    const keys: Array<[string, string]> = [];
+    for (const r of recs) for (const pair of appendedIds(decodeIngestHeader(r.payload))) keys.push(pair);
     headers.push(keys);
     events += keys.length;
     from = start;
   }
   // Oldest first, so the two-generation memory keeps the newest ids.
-  for (let i = headers.length - 1; i >= 0; i--) for (const k of headers[i]!) dedupe.remember(k);
+  for (let i = headers.length - 1; i >= 0; i--) for (const [app, id] of headers[i]!) dedupe.remember(app, id);
   return events;
 }

@@ -32,8 +32,9 @@ function summarize(results: EventResult[]) {
   return { accepted, duplicate, rejected };
 }
 
+// Results are in request order (results[i] answers events[i]); rejections also name their index.
 const resultJson = (r: EventResult, index: number) =>
-  r.status === 'rejected' ? { index, status: r.status, error: r.error } : { index, status: r.status, eventId: r.eventId };
+  r.status === 'rejected' ? { index, status: r.status, error: r.error } : { status: r.status, eventId: r.eventId };
 
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps): void {
   const { config, metrics, ingestEvents, authenticate } = deps;
