@@ -7,7 +7,7 @@ import { z } from 'zod';
 type Validate = (input: unknown) => boolean;
 
 // unicode: false counts string length in UTF-16 units, as zod's .min()/.max() do.
-const ajv = new Ajv2020.default({ strict: false, allErrors: false, validateSchema: false, unicode: false });
+const ajv = new Ajv2020.default({ strict: false, allErrors: false, validateSchema: false });
 
 // Zod objects strip unknown keys; JSON Schema must then allow them (we read them for props).
 function allowUnknownKeys(node: unknown): void {

@@ -37,7 +37,9 @@ export class EventIdDedupe {
   private current: Table;
   private previous: Table;
   private readonly apps = new Map<string, number>();
-  private readonly inFlight = new Map<number, { settled: Promise<boolean>; slots: Array<[Table, number]> }>();
+  private readonly inFlight = new Map<number, { settled: Promise<boolean>; tables: Table[]; slots: number[] }>();
+  private lastApp = '';
+  private lastAppIndex = 0;
   private nextSeq = 1;
 
   constructor(private readonly generationSize: number) {
@@ -48,11 +50,14 @@ export class EventIdDedupe {
   }
 
   private appIndex(appId: string): number {
+    if (appId === this.lastApp) return this.lastAppIndex; // a request's events nearly always share their app
     let i = this.apps.get(appId);
     if (i === undefined) {
       i = this.apps.size + 1;
       this.apps.set(appId, i);
     }
+    this.lastApp = appId;
+    this.lastAppIndex = i;
     return i;
   }
 
@@ -65,7 +70,7 @@ export class EventIdDedupe {
     }
   }
 
-  private insert(app: number, meta: number, seq: number): [Table, number] {
+  private insert(app: number, meta: number, seq: number): number {
     if (this.current.count >= this.generationSize) {
       this.previous = this.current;
       this.current = newTable(this.previous.mask + 1);
@@ -78,13 +83,13 @@ export class EventIdDedupe {
     t.meta[i] = meta;
     t.seq[i] = seq;
     t.count++;
-    return [t, i];
+    return i;
   }
 
   /** Starts a request's claims; settle it with `settle(seq, durable)` once its append is done. */
   startRequest(settled: Promise<boolean>): number {
     const seq = this.nextSeq++;
-    this.inFlight.set(seq, { settled, slots: [] });
+    this.inFlight.set(seq, { settled, tables: [], slots: [] });
     return seq;
   }
 
@@ -106,7 +111,9 @@ export class EventIdDedupe {
       if (t.seq[i] === seq) return 'same-request';
       return this.inFlight.get(t.seq[i]!)?.settled ?? 'seen';
     }
-    this.inFlight.get(seq)!.slots.push(this.insert(app, app | PENDING, seq));
+    const req = this.inFlight.get(seq)!;
+    req.slots.push(this.insert(app, app | PENDING, seq));
+    req.tables.push(this.current);
     return 'new';
   }
 
@@ -115,7 +122,9 @@ export class EventIdDedupe {
     const req = this.inFlight.get(seq);
     if (!req) return;
     this.inFlight.delete(seq);
-    for (const [t, i] of req.slots) {
+    for (let k = 0; k < req.slots.length; k++) {
+      const t = req.tables[k]!;
+      const i = req.slots[k]!;
       if (t.seq[i] !== seq || (t.meta[i]! & PENDING) === 0) continue;
       if (durable) t.meta[i] = t.meta[i]! & ~PENDING;
       else t.meta[i] = TOMBSTONE;

@@ -81,14 +81,16 @@ export class WarehouseSink {
   private async run(): Promise<void> {
     const { bus, batchMaxEvents, flushIntervalMs, metrics, log } = this.o;
     let conn = await this.o.engine.connect();
+    // One write in flight while the next batch is read and rebuilt: decoding (JS) overlaps DuckDB's work.
+    let writing: Promise<boolean> | null = null;
+    let next = this.position;
     while (true) {
       const batch: BusRecord[] = [];
       const lines: string[] = [];
       let firstAt = 0;
-      let next = this.position;
       // Fill until full, or until the oldest record waited flushIntervalMs, or until stopping (then flush what we have).
       while (lines.length < batchMaxEvents) {
-        const recs = await bus.read(next, 1_000);
+        const recs = await bus.read(next, 200);
         if (recs.length > 0) {
           if (batch.length === 0) firstAt = Date.now();
           for (const r of recs) {
@@ -110,20 +112,33 @@ export class WarehouseSink {
         if (wait <= 0) break;
         await Promise.race([bus.waitFor(next, wait), new Promise<void>((r) => (this.wake = r))]);
       }
+      if (writing && !(await writing)) {
+        // The previous write failed and nothing of it was committed: start again from the committed position.
+        writing = null;
+        next = this.position;
+        conn.closeSync();
+        await new Promise((r) => setTimeout(r, 1000));
+        conn = await this.o.engine.connect();
+        continue;
+      }
+      writing = null;
       if (batch.length > 0) {
-        try {
-          await this.writeBatch(conn, batch, lines);
-        } catch (err) {
-          // Nothing committed: the same records are retried; published files of this range are replaced.
-          log.error({ err, from: batch[0]!.offset }, 'sink write failed; retrying');
-          conn.closeSync();
-          await new Promise((r) => setTimeout(r, 1000));
-          conn = await this.o.engine.connect();
+        writing = this.writeBatch(conn, batch, lines).then(
+          () => true,
+          (err) => {
+            log.error({ err, from: batch[0]!.offset }, 'sink write failed; retrying from the committed position');
+            return false;
+          },
+        );
+      }
+      if (this.stopping && batch.length === 0) {
+        if (writing && !(await writing)) {
+          writing = null;
+          next = this.position;
           continue;
         }
+        if (bus.endOffset() <= this.position) break;
       }
-      if (this.stopping && bus.endOffset() <= this.position) break;
-      if (this.stopping && batch.length === 0) break;
     }
     conn.closeSync();
   }

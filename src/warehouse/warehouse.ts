@@ -23,8 +23,14 @@ const EMPTY_EVENTS = `SELECT ${EVENT_COLUMNS.map((c) => `NULL::${c.type} AS ${c.
 // Superseded files stay readable this long after a compaction, so queries already planned on them finish.
 const SUPERSEDED_GRACE_MS = 60_000;
 
+// Listings are reused while nothing changed here, and for at most this long (other processes may add files).
+const LISTING_TTL_MS = 1_000;
+
 export class Warehouse {
   private readonly supersededSince = new Map<string, number>();
+  private listing: { at: number; committed: number; generation: number; files: PartFile[] } | null = null;
+  private generation = 0;
+  private compacting: Promise<number> | null = null;
 
   constructor(
     private readonly engine: DuckEngine,
@@ -37,8 +43,14 @@ export class Warehouse {
   ) {}
 
   async partFiles(): Promise<PartFile[]> {
+    const committed = this.committedOffset();
+    const l = this.listing;
+    if (l && l.committed === committed && l.generation === this.generation && Date.now() - l.at < LISTING_TTL_MS) return l.files;
+    const generation = this.generation;
     const listed = await this.files.list(EVENTS_PREFIX);
-    return listed.map((f) => parsePartFile(f.key, f.bytes)).filter((f): f is PartFile => f !== null);
+    const files = listed.map((f) => parsePartFile(f.key, f.bytes)).filter((f): f is PartFile => f !== null);
+    this.listing = { at: Date.now(), committed, generation, files };
+    return files;
   }
 
   async liveFiles(filter: FileFilter = {}): Promise<PartFile[]> {
@@ -63,8 +75,17 @@ export class Warehouse {
     return `SELECT ${COLUMN_LIST} FROM read_parquet([${list}], hive_partitioning = true, hive_types = {'app_id': VARCHAR, 'date': DATE})${where}`;
   }
 
-  /** Merges partitions that have many small files into one file each; returns partitions compacted. */
-  async compact(minFiles: number, smallBytes = 64 * 1024 * 1024): Promise<number> {
+  /** Merges partitions that have many small files into one file each; returns partitions compacted. One pass at a time. */
+  compact(minFiles: number, smallBytes = 64 * 1024 * 1024): Promise<number> {
+    this.compacting ??= this.compactOnce(minFiles, smallBytes).finally(() => {
+      this.compacting = null;
+      this.generation++;
+    });
+    return this.compacting;
+  }
+
+  private async compactOnce(minFiles: number, smallBytes: number): Promise<number> {
+    this.generation++; // list afresh: compaction must see every file
     const all = await this.partFiles();
     const committed = this.committedOffset();
     const { live, superseded } = resolveLiveFiles(all, committed);
@@ -111,6 +132,7 @@ export class Warehouse {
             ORDER BY type, device_id, ts
           ) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
         await this.files.publish(tmp, `${partition}/${name}`);
+        this.generation++;
         for (const f of list) this.supersededSince.set(f.key, Date.now());
         await rm(tmp, { force: true });
         compacted++;

@@ -1,0 +1,238 @@
+// `npm run bench`: the spine's benchmarks, each against a baseline measured in the same run (see bench/README.md).
+//   BENCH_SECONDS   seconds per timed ingest phase (default 10)
+//   BENCH_EVENTS    events in the warehouse/query part (default 10,000,000)
+//   BENCH_QUERY_RUNS timed runs per query after one warm-up (default 9, at least 7)
+//   BENCH_BATCH_CONCURRENCY / BENCH_SINGLE_CONCURRENCY  comma lists of in-flight requests to try (default 32,64 / 128,256)
+//   BENCH_KEEP=1    keep the temporary data directory
+//   --only ingest|warehouse
+// Writes bench/results/latest.json, latest.md and <ISO date>.json; prints a summary table.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import { join } from 'node:path';
+import Table from 'cli-table3';
+import { ROOT, runIngestBench, type IngestReport } from './ingest.js';
+import { runWarehouseBench, type QueryRow, type WarehouseReport } from './warehouse.js';
+
+const say = (line: string) => process.stderr.write(`${line}\n`);
+
+function intEnv(name: string, def: number): number {
+  const v = process.env[name];
+  if (v === undefined || v === '') return def;
+  const n = Number(v.replace(/_/g, ''));
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got ${v}`);
+  return Math.floor(n);
+}
+function listEnv(name: string, def: number[]): number[] {
+  const v = process.env[name];
+  if (!v) return def;
+  const list = v.split(',').map((s) => Number(s.trim()));
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n <= 0)) throw new Error(`${name} must be a comma list of positive integers, got ${v}`);
+  return list;
+}
+
+function parseOnly(argv: string[]): 'ingest' | 'warehouse' | null {
+  const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return null;
+  const v = argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
+  if (v !== 'ingest' && v !== 'warehouse') throw new Error(`--only takes ingest or warehouse, got ${v}`);
+  return v;
+}
+
+interface Bar {
+  name: string;
+  value: number;
+  unit: string;
+  target: string;
+  pass: boolean;
+}
+
+interface Results {
+  date: string;
+  machine: { cpus: number; model: string; memoryGiB: number; node: string; platform: string; release: string; loadAvgAtStart: number[] };
+  options: { seconds: number; events: number; queryRuns: number; only: string | null };
+  bars: Bar[];
+  notes: string[];
+  ingest?: IngestReport;
+  warehouse?: WarehouseReport;
+}
+
+const n = (v: number) => v.toLocaleString('en-US');
+
+function markdown(r: Results): string {
+  const L: string[] = [];
+  L.push(`# Causality benchmarks — ${r.date}`, '');
+  L.push(
+    `Machine: ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, ${r.machine.platform} ${r.machine.release}; ` +
+      `load average at start ${r.machine.loadAvgAtStart.map((x) => x.toFixed(2)).join(' / ')}. ` +
+      `Load generator on the same machine. Options: BENCH_SECONDS=${r.options.seconds}, BENCH_EVENTS=${r.options.events}, query runs=${r.options.queryRuns}${r.options.only ? `, --only ${r.options.only}` : ''}.`,
+    '',
+  );
+  L.push('## Bars', '', '| bar | value | target | |', '|---|---|---|---|');
+  for (const b of r.bars) L.push(`| ${b.name} | ${b.value} ${b.unit} | ${b.target} | ${b.pass ? 'pass' : '**FAIL**'} |`);
+  L.push('');
+  if (r.notes.length) {
+    L.push('## Notes', '');
+    for (const x of r.notes) L.push(`- ${x}`);
+    L.push('');
+  }
+  const ing = r.ingest;
+  if (ing) {
+    L.push('## Ingest (acked = durable)', '');
+    L.push(
+      `Disk on its own (before the load): write + fdatasync of 512 B p50 ${ing.disk.smallWriteP50Ms} ms (p95 ${ing.disk.smallWriteP95Ms}), of 1 MiB p50 ${ing.disk.mibWriteP50Ms} ms (p95 ${ing.disk.mibWriteP95Ms}).`,
+      '',
+    );
+    L.push(`Concurrency: batch ${ing.concurrency.batch}, single ${ing.concurrency.single} (chosen to maximise the baseline; sweep: ${ing.concurrency.sweep.map((s) => `${s.shape} c=${s.concurrency} → ${n(s.eventsPerSecond)} ev/s`).join(', ') || 'none'}).`, '');
+    L.push('| run | events/s | requests/s | p50 ms | p99 ms | failed requests | not accepted events | body bytes |', '|---|---|---|---|---|---|---|---|');
+    const rowOf = (name: string, x: IngestReport['baseline']['batch']) =>
+      `| ${name} | ${n(x.eventsPerSecond)} | ${n(x.requestsPerSecond)} | ${x.latencyMs.p50} | ${x.latencyMs.p99} | ${x.requestsFailed} | ${x.eventsNotAccepted} | ${n(x.avgBodyBytes)} |`;
+    L.push(rowOf('baseline batch ×100', ing.baseline.batch), rowOf('causality batch ×100', ing.causality.batch));
+    L.push(rowOf('baseline single', ing.baseline.single), rowOf('causality single', ing.causality.single), '');
+    L.push(`Ratio causality/baseline: batch **${ing.ratio.batch}**, single **${ing.ratio.single}**.`, '');
+    const f = ing.fsync;
+    L.push(
+      `fsync evidence (/metrics after the run): ${n(f.fsyncCount)} group commits (each one write + fdatasync) carried ${n(f.groupCommitRecordsSum)} log records; ` +
+        `the log holds ${n(f.busEndOffset)} records; the server took ${n(f.ingestRequestsServer)} ingest requests and acknowledged ${n(f.eventsAcceptedServer)} events ` +
+        `(the client counted ${n(f.requestsAckedClientTimed)} requests / ${n(f.eventsAcceptedClientTimed)} events inside the timed windows); ` +
+        `mean ${f.groupCommitsCount ? n(Math.round(f.groupCommitRecordsSum / f.groupCommitsCount)) : 0} records and ${f.fsyncCount ? ((f.fsyncSecondsSum / f.fsyncCount) * 1000).toFixed(2) : 0} ms per fdatasync. ` +
+        `Every ack fsynced (records on the log = records group-committed ≥ requests taken ≥ requests acked, events acked by the server ≥ by the client): **${f.everyAckFsynced ? 'yes' : 'NO'}**.`,
+      '',
+    );
+    const w = ing.warehouse;
+    L.push('### Warehouse bytes/event of the ingested traffic', '');
+    L.push('| | rows | files | bytes | B/event |', '|---|---|---|---|---|');
+    L.push(`| live files (what queries read) | ${n(w.rows)} | ${w.liveFiles} | ${n(w.liveBytes)} | ${w.bytesPerEventLive} |`);
+    L.push(`| every *.parquet on disk | ${n(w.rows)} | ${w.filesOnDisk} | ${n(w.bytesOnDisk)} | ${w.bytesPerEventOnDisk} |`);
+    if (w.afterFullCompaction) {
+      const c = w.afterFullCompaction;
+      L.push(`| after compact(2) until nothing is left | ${n(c.rows)} | ${c.liveFiles} | ${n(c.liveBytes)} | ${c.bytesPerEventLive} |`);
+    }
+    L.push('', `Sink caught up ${w.sinkLagWaitMs} ms after the load stopped.`, '');
+  }
+  const wh = r.warehouse;
+  if (wh) {
+    L.push(`## Warehouse and queries over ${n(wh.events)} events`, '');
+    L.push(
+      `${wh.apps.length} apps (${wh.apps.join(', ')}), ${n(wh.devices)} devices, ${wh.days} days (${wh.range.from} … ${wh.range.to}). ` +
+        `Generation (ingest pipeline → SegmentedLog: ${n(wh.log.records)} records, ${n(wh.log.bytesPerEvent)} B/event on the log) ${wh.timings.generateSeconds.toFixed(1)} s ` +
+        `(${n(Math.round(wh.events / wh.timings.generateSeconds))} ev/s); node start ${wh.timings.nodeStartSeconds.toFixed(1)} s; ` +
+        `sink to Parquet ${wh.timings.sinkSeconds.toFixed(1)} s (${n(Math.round(wh.events / wh.timings.sinkSeconds))} ev/s, ${wh.sinkFiles} files); ` +
+        `compaction ${wh.timings.compactSeconds.toFixed(1)} s (${wh.compactions} partitions → ${wh.bytes.liveFiles} files in ${wh.partitions} partitions). ` +
+        `Warehouse: ${n(wh.bytes.liveBytes)} bytes, **${wh.bytes.bytesPerEventLive} B/event**.`,
+      '',
+    );
+    const table = (title: string, rows: QueryRow[]) => {
+      L.push(`### ${title}`, '', '| query | causality p50 ms | p95 ms | raw DuckDB p50 ms | p95 ms | ratio (p50) | same answer |', '|---|---|---|---|---|---|---|');
+      for (const q of rows) L.push(`| ${q.name} | ${q.causality.p50} | ${q.causality.p95} | ${q.raw.p50} | ${q.raw.p95} | ${q.ratio} | ${q.sameAnswer ? 'yes' : 'NO'} |`);
+      L.push('');
+    };
+    table(`Metrics endpoints (HTTP, METRICS_CACHE_MS=0, app ${wh.range.app}, ${wh.range.from} … ${wh.range.to})`, wh.metricsEndpoints);
+    table('SQL via POST /v1/query (admin key, all apps)', wh.sql);
+    L.push('SQL run on both sides:', '');
+    for (const q of [...wh.metricsEndpoints, ...wh.sql]) L.push(`- ${q.name}: \`${q.sql}\``);
+    L.push('');
+  }
+  return L.join('\n');
+}
+
+async function main(): Promise<void> {
+  const only = parseOnly(process.argv.slice(2));
+  const seconds = intEnv('BENCH_SECONDS', 10);
+  const events = intEnv('BENCH_EVENTS', 10_000_000);
+  const queryRuns = Math.max(7, intEnv('BENCH_QUERY_RUNS', 9));
+  const cpus = os.cpus();
+  const results: Results = {
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus.length,
+      model: cpus[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      platform: os.platform(),
+      release: os.release(),
+      loadAvgAtStart: os.loadavg(),
+    },
+    options: { seconds, events, queryRuns, only },
+    bars: [],
+    notes: [
+      'The load generator, the server and the sink share this machine\'s cores; other work on the machine makes numbers noisy (compare the ratios, which are measured in the same run).',
+    ],
+  };
+  if (results.machine.loadAvgAtStart[0]! > 1) {
+    results.notes.push(
+      `1-minute load average at start: ${results.machine.loadAvgAtStart[0]!.toFixed(2)} on ${cpus.length} cores (this includes the tsc build \`npm run bench\` does first; much above 1 means other work was running).`,
+    );
+  }
+  const tmpDir = await mkdtemp(join(os.tmpdir(), 'causality-bench-'));
+  say(`causality bench: ${cpus.length} × ${results.machine.model}, node ${process.version}; data in ${tmpDir}`);
+  try {
+    if (only !== 'warehouse') {
+      say(`\n== ingest (${seconds} s per phase) ==`);
+      const ing = await runIngestBench({
+        seconds,
+        warmupSeconds: 1,
+        tmpDir,
+        batchConcurrency: listEnv('BENCH_BATCH_CONCURRENCY', [32, 64]),
+        singleConcurrency: listEnv('BENCH_SINGLE_CONCURRENCY', [128, 256]),
+        say,
+      });
+      results.ingest = ing;
+      results.bars.push(
+        { name: 'ingest batch ×100: causality / baseline events/s', value: ing.ratio.batch, unit: '×', target: '≥ 0.50', pass: ing.ratio.batch >= 0.5 },
+        { name: 'every ack fsynced (log records = group-committed records ≥ acked requests)', value: ing.fsync.fsyncCount, unit: 'fsyncs', target: 'all acks fsynced', pass: ing.fsync.everyAckFsynced },
+        { name: 'warehouse bytes/event, ingested traffic (live files)', value: ing.warehouse.bytesPerEventLive, unit: 'B', target: '≤ 40', pass: ing.warehouse.bytesPerEventLive <= 40 },
+      );
+      if (ing.causality.batch.requestsFailed + ing.causality.single.requestsFailed > 0) {
+        results.notes.push(`Causality answered ${ing.causality.batch.requestsFailed + ing.causality.single.requestsFailed} requests with an error during the timed runs (see failures in latest.json).`);
+      }
+      await rm(join(tmpDir, 'ingest'), { recursive: true, force: true });
+    }
+    if (only !== 'ingest') {
+      say(`\n== warehouse + queries (${events.toLocaleString('en-US')} events) ==`);
+      const wh = await runWarehouseBench({ events, days: 30, devices: 20_000, runs: queryRuns, tmpDir, say });
+      results.warehouse = wh;
+      for (const q of wh.metricsEndpoints) {
+        results.bars.push({ name: `${q.name} over 30 days, ${n(wh.events)} events`, value: q.causality.p50, unit: 'ms p50', target: '< 300', pass: q.causality.p50 < 300 });
+      }
+      results.bars.push({ name: `warehouse bytes/event, ${n(wh.events)} generated events`, value: wh.bytes.bytesPerEventLive, unit: 'B', target: '≤ 40', pass: wh.bytes.bytesPerEventLive <= 40 });
+      const genSink = wh.timings.generateSeconds + wh.timings.sinkSeconds;
+      if (genSink > 480) results.notes.push(`Generation + sink took ${genSink.toFixed(0)} s for ${n(wh.events)} events (over the ~8 minute budget).`);
+      if (wh.events < 10_000_000) results.notes.push(`The query part used ${n(wh.events)} events, not 10M (BENCH_EVENTS).`);
+      for (const q of [...wh.metricsEndpoints, ...wh.sql]) if (!q.sameAnswer) results.notes.push(`"${q.name}": Causality and raw DuckDB answered differently.`);
+    }
+  } finally {
+    if (process.env.BENCH_KEEP === '1') say(`kept ${tmpDir}`);
+    else await rm(tmpDir, { recursive: true, force: true });
+  }
+
+  const dir = join(ROOT, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const json = `${JSON.stringify(results, null, 2)}\n`;
+  writeFileSync(join(dir, 'latest.json'), json);
+  writeFileSync(join(dir, `${results.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`), json);
+  writeFileSync(join(dir, 'latest.md'), markdown(results));
+
+  const t = new Table({ head: ['bar', 'value', 'target', ''], style: { head: [], border: [] } });
+  for (const b of results.bars) t.push([b.name, `${b.value} ${b.unit}`, b.target, b.pass ? 'pass' : 'FAIL']);
+  process.stdout.write(`\n${t.toString()}\n`);
+  if (results.ingest) {
+    const i = results.ingest;
+    const t2 = new Table({ head: ['ingest', 'baseline ev/s', 'causality ev/s', 'ratio'], style: { head: [], border: [] } });
+    t2.push(['batch ×100', n(i.baseline.batch.eventsPerSecond), n(i.causality.batch.eventsPerSecond), i.ratio.batch]);
+    t2.push(['single', n(i.baseline.single.eventsPerSecond), n(i.causality.single.eventsPerSecond), i.ratio.single]);
+    process.stdout.write(`${t2.toString()}\n`);
+  }
+  if (results.warehouse) {
+    const t3 = new Table({ head: ['query', 'causality p50 ms', 'p95 ms', 'raw p50 ms', 'ratio'], style: { head: [], border: [] } });
+    for (const q of [...results.warehouse.metricsEndpoints, ...results.warehouse.sql]) t3.push([q.name, q.causality.p50, q.causality.p95, q.raw.p50, q.ratio]);
+    process.stdout.write(`${t3.toString()}\n`);
+  }
+  for (const note of results.notes) process.stdout.write(`note: ${note}\n`);
+  process.stdout.write(`results: ${join('bench', 'results', 'latest.md')}\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
