@@ -392,7 +392,13 @@ export async function runWarehouseBench(o: WarehouseOptions): Promise<WarehouseR
       await row(
         'GET top-pages',
         `/v1/metrics/top-pages?${q}&limit=10`,
-        async () => ((await http(`/v1/metrics/top-pages?${q}&limit=10`)).pages as Array<{ page: string; views: number; visitors: number }>).map((p) => [p.page, p.views, p.visitors]),
+        async () => ((await http(`/v1/metrics/top-pages?${q}&limit=10`)).pages as Array<{ page: string; views: number }>).map((p) => [p.page, p.views]),
+        `SELECT coalesce(path, screen_name) AS page, count(*) AS views FROM events WHERE type IN (${views}) AND ${inRange} AND coalesce(path, screen_name) IS NOT NULL GROUP BY 1 ORDER BY views DESC, page LIMIT 10`,
+      ),
+      await row(
+        'GET top-pages?visitors=1',
+        `/v1/metrics/top-pages?${q}&limit=10&visitors=1`,
+        async () => ((await http(`/v1/metrics/top-pages?${q}&limit=10&visitors=1`)).pages as Array<{ page: string; views: number; visitors: number }>).map((p) => [p.page, p.views, p.visitors]),
         `SELECT coalesce(path, screen_name) AS page, count(*) AS views, count(DISTINCT coalesce(user_id, device_id)) AS visitors FROM events WHERE type IN (${views}) AND ${inRange} AND coalesce(path, screen_name) IS NOT NULL GROUP BY 1 ORDER BY views DESC, page LIMIT 10`,
       ),
     ];

@@ -231,11 +231,16 @@ describe('metrics endpoints', () => {
       from: '2024-03-01T00:00:00.000Z',
       to: '2024-04-01T00:00:00.000Z',
       pages: [
-        { page: '/home', views: 3, visitors: 3 },
-        { page: '/docs', views: 2, visitors: 2 },
+        { page: '/home', views: 3 },
+        { page: '/docs', views: 2 },
       ],
     });
-    const all = await t.get(`/v1/metrics/top-pages?${RANGE}`, { key: t.keys.shop });
+    const withVisitors = await t.get(`/v1/metrics/top-pages?${RANGE}&limit=2&visitors=1`, { key: t.keys.shop });
+    assert.deepEqual(withVisitors.body.pages, [
+      { page: '/home', views: 3, visitors: 3 },
+      { page: '/docs', views: 2, visitors: 2 },
+    ]);
+    const all = await t.get(`/v1/metrics/top-pages?${RANGE}&visitors=1`, { key: t.keys.shop });
     assert.deepEqual(all.body.pages, [
       { page: '/home', views: 3, visitors: 3 },
       { page: '/docs', views: 2, visitors: 2 },

@@ -22,6 +22,8 @@ const metricsParams = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
+const metricsFlags = z.object({ visitors: z.enum(['0', '1']).optional() });
+
 const DAY = 86_400_000;
 
 /** `from`/`to` as dates (to inclusive: the whole day) or ISO instants; default: the last 7 days. */
@@ -132,22 +134,23 @@ export function registerQueryRoutes(app: FastifyInstance, { config, queries, aut
 
   app.get('/v1/metrics/top-pages', async (req) => {
     const s = scope(req);
-    return cached(`tp|${s.appId}|${s.range.fromMs}|${s.range.toMs}|${s.limit}`, async () => {
-      // Top pages by views first, then exact distinct visitors for those pages only (a distinct count per page over
-      // every page is most of the cost).
+    const withVisitors = metricsFlags.safeParse(req.query).data?.visitors === '1';
+    return cached(`tp|${s.appId}|${s.range.fromMs}|${s.range.toMs}|${s.limit}|${withVisitors}`, async () => {
       const where = (a: string) => `${a}type IN (${views}) AND ${timeFilter(s, a)} AND coalesce(${a}path, ${a}screen_name) IS NOT NULL`;
-      const r = await run(
-        `WITH top AS (
-           SELECT coalesce(path, screen_name) AS page, count(*) AS views FROM events WHERE ${where('')}
-           GROUP BY 1 ORDER BY views DESC, page LIMIT ${s.limit})
-         SELECT top.page, top.views, count(DISTINCT coalesce(e.user_id, e.device_id)) AS visitors
-         FROM events e JOIN top ON coalesce(e.path, e.screen_name) = top.page
-         WHERE ${where('e.')}
-         GROUP BY top.page, top.views ORDER BY top.views DESC, top.page`,
-        s,
-        'top-pages',
-      );
-      return { ...window(s), pages: r.rows.map(([page, views, visitors]) => ({ page, views, visitors })) };
+      const top = `SELECT coalesce(path, screen_name) AS page, count(*) AS views FROM events WHERE ${where('')}
+           GROUP BY 1 ORDER BY views DESC, page LIMIT ${s.limit}`;
+      // Distinct visitors per page cost most of the query, so they are opt-in (?visitors=1), exact, and counted for
+      // the top pages only.
+      const sql = withVisitors
+        ? `WITH top AS (${top})
+           SELECT top.page, top.views, count(DISTINCT coalesce(e.user_id, e.device_id)) AS visitors
+           FROM events e JOIN top ON coalesce(e.path, e.screen_name) = top.page
+           WHERE ${where('e.')}
+           GROUP BY top.page, top.views ORDER BY top.views DESC, top.page`
+        : top;
+      const r = await run(sql, s, 'top-pages');
+      const pages = r.rows.map(([page, views, visitors]) => (withVisitors ? { page, views, visitors } : { page, views }));
+      return { ...window(s), pages };
     });
   });
 }
