@@ -3,11 +3,11 @@
 import { join } from 'node:path';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config.js';
 import { SegmentedLog } from './bus/segmented-log.js';
-import { HttpError, errorBody, installErrorHandler } from './http/errors.js';
+import { HttpError, installErrorHandler } from './http/errors.js';
 import { EventIdDedupe } from './ingest/dedupe.js';
 import { apiKeyOf, createAuthenticator } from './ingest/edge.js';
 import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
@@ -98,7 +98,9 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const app = Fastify({
     bodyLimit: config.maxBodyBytes,
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
-    logger: false,
+    // Our pino instance, so req.log lines (errors) carry the request id; per-request access logs are off (hot path).
+    loggerInstance: log as FastifyBaseLogger,
+    disableRequestLogging: true,
     genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'].slice(0, 64) : crypto.randomUUID()),
   });
   app.decorateRequest('principal', undefined);
@@ -152,7 +154,6 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     return merged.metrics();
   });
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics' }));
-  void errorBody;
 
   const stopLowering = keepBackgroundThreadsLow(config.backgroundNice);
 
