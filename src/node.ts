@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config.js';
 import { SegmentedLog } from './bus/segmented-log.js';
@@ -100,7 +100,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     trustProxy: config.trustedProxies.length ? config.trustedProxies : false,
     // Our pino instance, so req.log lines (errors) carry the request id; per-request access logs are off (hot path).
     loggerInstance: log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'].slice(0, 64) : crypto.randomUUID()),
   });
   app.decorateRequest('principal', undefined);
