@@ -78,6 +78,7 @@ export const KIND_SCHEMAS = {
 
 export type KnownKind = keyof typeof KIND_SCHEMAS;
 export const KNOWN_KINDS = Object.keys(KIND_SCHEMAS) as KnownKind[];
+const KIND_SET: ReadonlySet<string> = new Set(KNOWN_KINDS);
 const isKnownKind = (k: string): k is KnownKind => Object.prototype.hasOwnProperty.call(KIND_SCHEMAS, k);
 
 export const envelopeSchema = z.object({
@@ -159,10 +160,12 @@ function pickKind(raw: Record<string, unknown>): { kind: string; body: Record<st
   const declared = typeof raw.type === 'string' ? raw.type.trim() : null;
   // Nested shape: exactly one known-kind key holding an object.
   let nestedKind: KnownKind | null = null;
-  for (const k of KNOWN_KINDS) {
-    if (raw[k] !== undefined && raw[k] !== null && typeof raw[k] === 'object' && !Array.isArray(raw[k])) {
+  // The event's own keys (a handful) are walked rather than the 13 kinds: this runs for every event.
+  for (const k in raw) {
+    const v = raw[k];
+    if (KIND_SET.has(k) && v !== null && typeof v === 'object' && !Array.isArray(v)) {
       if (nestedKind) return { code: 'invalid_field', field: k, message: `only one event kind per event (also got ${nestedKind})` };
-      nestedKind = k;
+      nestedKind = k as KnownKind;
     }
   }
   if (nestedKind) {

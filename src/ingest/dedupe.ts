@@ -5,7 +5,8 @@
 // no per-event allocation. Two generations: lookups check both; a full `current` becomes `previous`. Two ids of one
 // app that share both 32-bit hashes would be taken for each other (about 1 in 10^12 at 4 M remembered ids).
 
-type Table = { h1: Uint32Array; h2: Uint32Array; meta: Uint32Array; seq: Uint32Array; count: number; mask: number };
+// One slot = 4 consecutive uint32 (meta, h1, h2, request seq): a probe touches one cache line.
+type Table = { s: Uint32Array; count: number; mask: number };
 
 const EMPTY = 0;
 const TOMBSTONE = 0xffffffff;
@@ -14,7 +15,7 @@ const PENDING = 0x80000000; // meta = app index + 1, with this bit while the app
 export type Claim = 'new' | 'seen' | 'same-request' | Promise<boolean>;
 
 function newTable(capacity: number): Table {
-  return { h1: new Uint32Array(capacity), h2: new Uint32Array(capacity), meta: new Uint32Array(capacity), seq: new Uint32Array(capacity), count: 0, mask: capacity - 1 };
+  return { s: new Uint32Array(capacity * 4), count: 0, mask: capacity - 1 };
 }
 
 let h1 = 0;
@@ -63,10 +64,11 @@ export class EventIdDedupe {
 
   /** Slot of the key in `t`, or -1 (uses h1/h2 of the last hashId). */
   private find(t: Table, app: number): number {
+    const s = t.s;
     for (let i = h1 & t.mask; ; i = (i + 1) & t.mask) {
-      const m = t.meta[i]!;
+      const m = s[i * 4]!;
       if (m === EMPTY) return -1;
-      if (m !== TOMBSTONE && (m & ~PENDING) === app && t.h1[i] === h1 && t.h2[i] === h2) return i;
+      if (m !== TOMBSTONE && (m & ~PENDING) === app && s[i * 4 + 1] === h1 && s[i * 4 + 2] === h2) return i;
     }
   }
 
@@ -76,12 +78,13 @@ export class EventIdDedupe {
       this.current = newTable(this.previous.mask + 1);
     }
     const t = this.current;
+    const s = t.s;
     let i = h1 & t.mask;
-    while (t.meta[i] !== EMPTY && t.meta[i] !== TOMBSTONE) i = (i + 1) & t.mask;
-    t.h1[i] = h1;
-    t.h2[i] = h2;
-    t.meta[i] = meta;
-    t.seq[i] = seq;
+    while (s[i * 4] !== EMPTY && s[i * 4] !== TOMBSTONE) i = (i + 1) & t.mask;
+    s[i * 4] = meta;
+    s[i * 4 + 1] = h1;
+    s[i * 4 + 2] = h2;
+    s[i * 4 + 3] = seq;
     t.count++;
     return i;
   }
@@ -107,9 +110,10 @@ export class EventIdDedupe {
       i = this.find(t, app);
     }
     if (i >= 0) {
-      if ((t.meta[i]! & PENDING) === 0) return 'seen';
-      if (t.seq[i] === seq) return 'same-request';
-      return this.inFlight.get(t.seq[i]!)?.settled ?? 'seen';
+      if ((t.s[i * 4]! & PENDING) === 0) return 'seen';
+      const owner = t.s[i * 4 + 3]!;
+      if (owner === seq) return 'same-request';
+      return this.inFlight.get(owner)?.settled ?? 'seen';
     }
     const req = this.inFlight.get(seq)!;
     req.slots.push(this.insert(app, app | PENDING, seq));
@@ -125,9 +129,9 @@ export class EventIdDedupe {
     for (let k = 0; k < req.slots.length; k++) {
       const t = req.tables[k]!;
       const i = req.slots[k]!;
-      if (t.seq[i] !== seq || (t.meta[i]! & PENDING) === 0) continue;
-      if (durable) t.meta[i] = t.meta[i]! & ~PENDING;
-      else t.meta[i] = TOMBSTONE;
+      const m = t.s[i * 4]!;
+      if (t.s[i * 4 + 3] !== seq || (m & PENDING) === 0) continue;
+      t.s[i * 4] = durable ? m & ~PENDING : TOMBSTONE;
     }
   }
 

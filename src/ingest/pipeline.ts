@@ -53,7 +53,7 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
         if (claim === 'new') {
           ids[i] = eventId;
           if (apps) apps[i] = appId;
-          acceptedBy.set(appId, (acceptedBy.get(appId) ?? 0) + 1);
+          if (apps) acceptedBy.set(appId, (acceptedBy.get(appId) ?? 0) + 1);
           accepted++;
           results[i] = { status: 'accepted', eventId };
         } else if (claim === 'seen' || claim === 'same-request') {
@@ -79,6 +79,7 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
       settle(false);
       throw err;
     }
+    if (facts.appId && accepted) metrics.eventsAccepted.inc({ app_id: facts.appId, route }, accepted);
     for (const [app_id, n] of acceptedBy) metrics.eventsAccepted.inc({ app_id, route }, n);
     for (const [reason, n] of rejectedBy) metrics.eventsRejected.inc({ reason }, n);
     if (duplicates) metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' }, duplicates);
