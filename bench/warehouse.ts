@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config.js';
 import type { RequestFacts } from '../src/event/envelope.js';
 import { parseUserAgent } from '../src/event/user-agent.js';
 import { createVariedEvents, rng } from '../src/generate/traffic.js';
+import { checkBody } from '../src/ingest/check-body.js';
 import { EventIdDedupe } from '../src/ingest/dedupe.js';
 import { createIngestPipeline } from '../src/ingest/pipeline.js';
 import { startNode, type RunningNode } from '../src/node.js';
@@ -209,7 +210,7 @@ async function generateLog(o: WarehouseOptions, dataDir: string, startMs: number
     };
     const body = Buffer.from(JSON.stringify({ events }));
     requests.push(
-      ingest(events, facts, 'batch', body).then((results) => {
+      ingest(checkBody('batch', { events }, facts, 1000).checks, facts, 'batch', body).then((results) => {
         for (const r of results) {
           if (r.status === 'accepted') continue;
           notAccepted++;

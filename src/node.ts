@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config.js';
 import { SegmentedLog } from './bus/segmented-log.js';
@@ -11,7 +11,9 @@ import { HttpError, installErrorHandler } from './http/errors.js';
 import { EventIdDedupe } from './ingest/dedupe.js';
 import { apiKeyOf, createAuthenticator } from './ingest/edge.js';
 import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
-import { registerIngestRoutes } from './ingest/routes.js';
+import { INGEST_PATHS, registerIngestRoutes } from './ingest/routes.js';
+import { parseJsonBody } from './ingest/check-body.js';
+import { CheckPool } from './ingest/check-pool.js';
 import { createLogger, type Logger } from './obs/logger.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { keepBackgroundThreadsLow } from './obs/priority.js';
@@ -36,16 +38,19 @@ export interface RunningNode {
   close(): Promise<void>;
 }
 
-/** Accepts JSON sent as application/json or text/plain (browsers' no-preflight form), keeping the raw bytes for HMAC. */
+/**
+ * Accepts JSON sent as application/json or text/plain (browsers' no-preflight form), keeping the raw bytes (HMAC, the
+ * log). Ingest bodies are left unparsed: the ingest route parses and checks them, in the check worker when large.
+ */
 function installJsonParser(app: FastifyInstance): void {
   app.removeAllContentTypeParsers();
-  const parse = (req: { rawBody?: Buffer }, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
+  const parse = (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
     req.rawBody = body;
-    if (body.length === 0) return done(new HttpError(400, 'invalid_json', 'body is empty'));
+    if (INGEST_PATHS.has(req.routeOptions.url ?? '')) return done(null, body);
     try {
-      done(null, JSON.parse(body.toString('utf8')));
+      done(null, parseJsonBody(body));
     } catch (e) {
-      done(new HttpError(400, 'invalid_json', `body is not valid JSON: ${(e as Error).message}`));
+      done(e as Error);
     }
   };
   app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer' }, (req, body, done) =>
@@ -138,7 +143,9 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
 
   const authenticate = createAuthenticator(config);
   const ingestEvents = createIngestPipeline({ bus, dedupe, metrics });
-  registerIngestRoutes(app, { config, metrics, ingestEvents, authenticate });
+  // One check worker: on 2 cores it pairs with the event loop; more would only compete with it.
+  const checkPool = new CheckPool(1);
+  registerIngestRoutes(app, { config, metrics, ingestEvents, authenticate, checkPool });
   registerQueryRoutes(app, { config, queries, authenticate });
 
   app.get('/healthz', async () => ({
@@ -155,7 +162,8 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   });
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics' }));
 
-  const stopLowering = keepBackgroundThreadsLow(config.backgroundNice);
+  await checkPool.ready;
+  const stopLowering = keepBackgroundThreadsLow(config.backgroundNice, () => checkPool.threadIds);
 
   let url = '';
   if (opts.listen !== false) {
@@ -182,6 +190,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       clearInterval(compactTimer);
       stopLowering();
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
+      await checkPool.close();
       await sink.stop(); // flushes what is on the bus to Parquet
       await bus.close();
       queries.close();

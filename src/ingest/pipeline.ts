@@ -1,11 +1,12 @@
-// The ingest pipeline, top to bottom: check (validate) → dedupe → append the request durably → answer per event.
-// Edge concerns (auth, rate limit, signature, bots, IP hashing) run before it (edge.ts). Stored events are built
-// by consumers from the appended record (src/event/ingest-record.ts), off the request path.
+// The ingest pipeline, top to bottom: edge (auth, rate limit, signature, bots, IP hash: edge.ts) → check every event
+// (check-body.ts, in a worker for large bodies) → dedupe → append the request durably → answer per event.
+// Stored events are built by consumers from the appended record (src/event/ingest-record.ts), off the request path.
 import type { Bus } from '../bus/bus.js';
-import { checkEvent, eventIdOf, type FieldError, type RequestFacts } from '../event/envelope.js';
+import type { FieldError, RequestFacts } from '../event/envelope.js';
 import { appendedIds, decodeIngestHeader, encodeIngestRecord, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
+import type { EventCheck } from './check-body.js';
 import { EventIdDedupe } from './dedupe.js';
 
 export type EventResult =
@@ -19,17 +20,17 @@ export interface IngestDeps {
   metrics: Metrics;
 }
 
-/** `envelopes` are the client events of `rawBody`, in order (see envelopesOfBody). */
-export type IngestEvents = (envelopes: unknown[], facts: RequestFacts, route: IngestRoute, rawBody: Buffer) => Promise<EventResult[]>;
+/** `checks` answer the client events of `rawBody`, in order (see checkBody). */
+export type IngestEvents = (checks: EventCheck[], facts: RequestFacts, route: IngestRoute, rawBody: Buffer) => Promise<EventResult[]>;
 
 const unavailable = (detail: string) =>
   new HttpError(503, 'storage_unavailable', `events not stored, retry: ${detail}`, undefined, { 'retry-after': '1' });
 
 export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): IngestEvents {
-  return async function ingestEvents(envelopes, facts, route, rawBody) {
-    const results: EventResult[] = new Array(envelopes.length);
-    const ids: Array<string | null> = new Array(envelopes.length).fill(null);
-    const apps: Array<string | null> | undefined = facts.appId ? undefined : new Array(envelopes.length).fill(null);
+  return async function ingestEvents(checks, facts, route, rawBody) {
+    const results: EventResult[] = new Array(checks.length);
+    const ids: Array<string | null> = new Array(checks.length).fill(null);
+    const apps: Array<string | null> | undefined = facts.appId ? undefined : new Array(checks.length).fill(null);
     const waits: Array<{ index: number; eventId: string; settled: Promise<boolean> }> = [];
     // Counted per request, not per event: metric label lookups are costly on the hot path.
     const rejectedBy = new Map<string, number>();
@@ -40,15 +41,14 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
     const seq = dedupe.startRequest(new Promise<boolean>((r) => (settle = r)));
 
     try {
-      for (let i = 0; i < envelopes.length; i++) {
-        const c = checkEvent(envelopes[i], facts);
-        if (!c.ok) {
+      for (let i = 0; i < checks.length; i++) {
+        const c = checks[i]!;
+        if ('error' in c) {
           results[i] = { status: 'rejected', error: c.error };
           rejectedBy.set(c.error.code, (rejectedBy.get(c.error.code) ?? 0) + 1);
           continue;
         }
-        const appId = c.event.appId;
-        const eventId = eventIdOf(c.event);
+        const { appId, eventId } = c;
         const claim = dedupe.claim(appId, eventId, seq);
         if (claim === 'new') {
           ids[i] = eventId;

@@ -2,7 +2,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { RequestFacts } from '../event/envelope.js';
-import { envelopesOfBody, eventsOfBody, type IngestRoute } from '../event/ingest-record.js';
+import { eventsOfBody, type IngestRoute } from '../event/ingest-record.js';
+import { checkBody, parseJsonBody } from './check-body.js';
+import type { CheckPool } from './check-pool.js';
 import { HttpError, errorBody } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import { createAuthenticator, createFactsBuilder, isBotUserAgent, verifySignature } from './edge.js';
@@ -13,12 +15,18 @@ export interface IngestRouteDeps {
   metrics: Metrics;
   ingestEvents: IngestEvents;
   authenticate: ReturnType<typeof createAuthenticator>;
+  /** Checks large bodies off the event loop; without it every body is checked on the loop. */
+  checkPool?: CheckPool;
 }
+
+/** Bodies from this size on are parsed and checked by the check worker (a round trip costs about as much as a small body). */
+const WORKER_MIN_BYTES = 8 * 1024;
+
+/** The routes whose bodies stay unparsed until checked (see node.ts). */
+export const INGEST_PATHS: ReadonlySet<string> = new Set(['/v1/events/ingest', '/v1/events/batch', '/v1/collect']);
 
 // Our envelope's field names → seed 003's, so a collect client is told about the field it sent.
 const COLLECT_FIELDS: Record<string, string> = { appId: 'site_id', type: 'event_name', timestamp: 'ts', userId: 'user_id', sessionId: 'session_id', properties: 'props' };
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function summarize(results: EventResult[]) {
   let accepted = 0;
@@ -37,45 +45,34 @@ const resultJson = (r: EventResult, index: number) =>
   r.status === 'rejected' ? { index, status: r.status, error: r.error } : { status: r.status, eventId: r.eventId };
 
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps): void {
-  const { config, metrics, ingestEvents, authenticate } = deps;
+  const { config, metrics, ingestEvents, authenticate, checkPool } = deps;
   const factsOf = createFactsBuilder(config);
 
   // Auth, signature and bot filtering for every ingest request; returns the facts or answers the request.
-  async function edge(req: FastifyRequest, reply: FastifyReply, eventCount: number): Promise<RequestFacts | null> {
+  async function edge(req: FastifyRequest, reply: FastifyReply, route: IngestRoute, raw: Buffer): Promise<RequestFacts | null> {
     const principal = req.principal ?? authenticate(req);
     verifySignature(req, principal.app, config.hmacWindowSeconds);
     const ua = typeof req.headers['user-agent'] === 'string' ? req.headers['user-agent'] : null;
     if (isBotUserAgent(ua)) {
-      metrics.eventsDropped.inc({ reason: 'bot' }, eventCount);
-      await reply.code(202).send({ accepted: 0, duplicate: 0, rejected: 0, dropped: eventCount, reason: 'bot' });
+      const dropped = eventsOfBody(route, parseJsonBody(raw))?.length ?? 0;
+      metrics.eventsDropped.inc({ reason: 'bot' }, dropped);
+      await reply.code(202).send({ accepted: 0, duplicate: 0, rejected: 0, dropped, reason: 'bot' });
       return null;
     }
-    metrics.ingestBatchSize.observe(eventCount);
     return factsOf(req);
   }
 
-  function eventsOf(route: IngestRoute, body: unknown): unknown[] {
-    const events = eventsOfBody(route, body);
-    if (!events) {
-      if (route === 'ingest') throw new HttpError(400, 'invalid_field', 'body must be a JSON object', 'event');
-      throw new HttpError(400, 'missing_field', 'must be an array of events', 'events');
-    }
-    if (events.length === 0) throw new HttpError(400, 'invalid_field', 'must hold at least one event', 'events');
-    if (events.length > config.maxBatchEvents) {
-      throw new HttpError(413, 'too_many_events', `at most ${config.maxBatchEvents} events per batch`, 'events');
-    }
-    return events;
-  }
-
   async function handle(req: FastifyRequest, reply: FastifyReply, route: IngestRoute) {
-    const body = req.body;
-    const count = eventsOf(route, body).length;
-    const facts = await edge(req, reply, count);
+    // Ingest bodies arrive unparsed (node.ts): small ones are checked here, large ones by the check worker.
+    const raw = req.rawBody ?? Buffer.alloc(0);
+    const facts = await edge(req, reply, route, raw);
     if (!facts) return reply;
-    const envelopes = envelopesOfBody(route, body, facts)!;
-    const results = await ingestEvents(envelopes, facts, route, req.rawBody ?? Buffer.from(JSON.stringify(body)));
-    // One event sent as one (not as a list): answer with that event alone.
-    const singular = route === 'ingest' || (route === 'collect' && !Array.isArray(body) && !(isObject(body) && Array.isArray(body.events)));
+    const { checks, singular } =
+      raw.length >= WORKER_MIN_BYTES && checkPool?.available
+        ? await checkPool.check(route, raw, facts, config.maxBatchEvents)
+        : checkBody(route, parseJsonBody(raw), facts, config.maxBatchEvents);
+    metrics.ingestBatchSize.observe(checks.length);
+    const results = await ingestEvents(checks, facts, route, raw);
     if (singular) {
       const r = results[0]!;
       if (r.status === 'rejected') {

@@ -1,6 +1,9 @@
 // Worker-thread entry of the warehouse sink. Rebuilding events, writing Parquet and DuckDB's work run here, at a
 // lower CPU priority, so they never stall the ingest event loop; the log stays with the main thread (bus-port.ts).
+import { existsSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { setPriority } from 'node:os';
+import { join } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { RemoteBus } from '../bus/bus-port.js';
 import { createLogger } from '../obs/logger.js';
@@ -35,12 +38,16 @@ async function main(): Promise<void> {
   const log = createLogger(d.logLevel, 'causality-sink');
   const metrics = createMetrics({ processMetrics: false });
   const bus = await RemoteBus.connect(d.busPort);
-  const engine = await DuckEngine.create({ allowedDirectories: [d.warehouseDir, d.stagingDir] });
+  // Linux's /dev/shm keeps the transient JSON lines in memory: no disk writes beside the log's fsyncs.
+  const scratchDir = existsSync('/dev/shm') ? join('/dev/shm', `causality-sink-${process.pid}`) : undefined;
+  if (scratchDir) await removeScratchOfDeadProcesses();
+  const engine = await DuckEngine.create({ allowedDirectories: [d.warehouseDir, d.stagingDir, ...(scratchDir ? [scratchDir] : [])] });
   const sink = new WarehouseSink({
     bus,
     engine,
     files: new LocalWarehouseFiles(d.warehouseDir),
     stagingDir: d.stagingDir,
+    scratchDir,
     batchMaxEvents: d.batchMaxEvents,
     flushIntervalMs: d.flushIntervalMs,
     metrics,
@@ -52,10 +59,24 @@ async function main(): Promise<void> {
     if (m.type === 'stop') {
       await sink.stop();
       engine.close();
+      if (scratchDir) await rm(scratchDir, { recursive: true, force: true });
       port.postMessage({ type: 'stopped' } satisfies SinkWorkerMessage);
     }
   });
   port.postMessage({ type: 'ready' } satisfies SinkWorkerMessage);
+}
+
+/** A process killed with -9 leaves its scratch directory in memory: remove those whose process is gone. */
+async function removeScratchOfDeadProcesses(): Promise<void> {
+  for (const name of await readdir('/dev/shm').catch(() => [] as string[])) {
+    const m = /^causality-sink-(\d+)$/.exec(name);
+    if (!m) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') await rm(join('/dev/shm', name), { recursive: true, force: true });
+    }
+  }
 }
 
 main().catch((err: Error) => parentPort!.postMessage({ type: 'fatal', message: err.stack ?? err.message } satisfies SinkWorkerMessage));

@@ -20,6 +20,8 @@ export interface SinkOptions {
   engine: DuckEngine;
   files: WarehouseFiles;
   stagingDir: string;
+  /** Where the batch's transient JSON lines go; memory-backed when possible so they never compete with log fsyncs. */
+  scratchDir?: string;
   batchMaxEvents: number;
   flushIntervalMs: number;
   metrics: Metrics;
@@ -53,6 +55,7 @@ export class WarehouseSink {
     this.position = Math.max(await this.o.bus.committed(SINK_CONSUMER), this.o.bus.startOffset());
     await rm(this.o.stagingDir, { recursive: true, force: true });
     await mkdir(this.o.stagingDir, { recursive: true });
+    if (this.o.scratchDir) await mkdir(this.o.scratchDir, { recursive: true });
     const all = (await this.o.files.list(EVENTS_PREFIX)).map((f) => parsePartFile(f.key, f.bytes)).filter((f) => f !== null);
     const { orphans, superseded } = resolveLiveFiles(all, this.position);
     if (orphans.length || superseded.length) {
@@ -155,7 +158,7 @@ export class WarehouseSink {
       this.o.onCommitted?.(to);
       return;
     }
-    const jsonl = join(stagingDir, `${name}.jsonl`);
+    const jsonl = join(this.o.scratchDir ?? stagingDir, `${name}.jsonl`);
     const outDir = join(stagingDir, name);
     await writeFile(jsonl, lines.length ? `${lines.join('\n')}\n` : '');
     await rm(outDir, { recursive: true, force: true });

@@ -1,0 +1,41 @@
+// Checks every event of a request body: the CPU-heavy half of ingest, the same code on the event loop (small
+// bodies) and in the check worker (large ones). Answers per event, or throws the request's own HttpError.
+import { checkEvent, eventIdOf, type FieldError, type RequestFacts } from '../event/envelope.js';
+import { envelopesOfBody, type IngestRoute } from '../event/ingest-record.js';
+import { HttpError } from '../http/errors.js';
+
+export type EventCheck = { appId: string; eventId: string } | { error: FieldError };
+
+export interface CheckedBody {
+  checks: EventCheck[];
+  /** One event sent as one (not as a list): the answer is that event's alone. */
+  singular: boolean;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+export function parseJsonBody(raw: Buffer): unknown {
+  if (raw.length === 0) throw new HttpError(400, 'invalid_json', 'body is empty');
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch (e) {
+    throw new HttpError(400, 'invalid_json', `body is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts, maxEvents: number): CheckedBody {
+  const envelopes = envelopesOfBody(route, body, facts);
+  if (!envelopes) {
+    if (route === 'ingest') throw new HttpError(400, 'invalid_field', 'body must be a JSON object', 'event');
+    throw new HttpError(400, 'missing_field', 'must be an array of events', 'events');
+  }
+  if (envelopes.length === 0) throw new HttpError(400, 'invalid_field', 'must hold at least one event', 'events');
+  if (envelopes.length > maxEvents) throw new HttpError(413, 'too_many_events', `at most ${maxEvents} events per batch`, 'events');
+  const checks: EventCheck[] = new Array(envelopes.length);
+  for (let i = 0; i < envelopes.length; i++) {
+    const c = checkEvent(envelopes[i], facts);
+    checks[i] = c.ok ? { appId: c.event.appId, eventId: eventIdOf(c.event) } : { error: c.error };
+  }
+  const singular = route === 'ingest' || (route === 'collect' && !Array.isArray(body) && !(isObject(body) && Array.isArray(body.events)));
+  return { checks, singular };
+}

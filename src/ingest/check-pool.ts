@@ -1,0 +1,63 @@
+// The event loop's side of the check worker(s): send a body, get its per-event checks back, in any order.
+import { Worker } from 'node:worker_threads';
+import type { RequestFacts } from '../event/envelope.js';
+import type { IngestRoute } from '../event/ingest-record.js';
+import { HttpError } from '../http/errors.js';
+import type { CheckedBody } from './check-body.js';
+import type { CheckReply, CheckRequest } from './check-worker.js';
+
+export class CheckPool {
+  private readonly workers: Worker[] = [];
+  private readonly waiting = new Map<number, { resolve: (v: CheckedBody) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private turn = 0;
+  /** Thread ids of the workers: they are on the request path and keep normal priority. */
+  readonly threadIds = new Set<number>();
+  private reported = 0;
+  private onAllReported: (() => void) | null = null;
+  /** Resolves once every worker said which thread it is (before lowering background priority). */
+  readonly ready: Promise<void> = new Promise((r) => (this.onAllReported = r));
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(new URL('./check-worker.js', import.meta.url));
+      w.on('message', (r: CheckReply) => {
+        if ('tid' in r) {
+          if (r.tid !== null) this.threadIds.add(r.tid);
+          if (++this.reported === size) this.onAllReported?.();
+          return;
+        }
+        const p = this.waiting.get(r.id);
+        if (!p) return;
+        this.waiting.delete(r.id);
+        if (r.ok) p.resolve({ checks: r.checks, singular: r.singular });
+        else p.reject(new HttpError(r.status, r.code, r.message, r.field));
+      });
+      w.on('error', (err) => {
+        // Fail what was in flight (clients get 503 and retry); a dead worker is replaced by none: stay correct, go slower.
+        for (const p of this.waiting.values()) p.reject(new HttpError(503, 'check_worker_failed', err.message, undefined, { 'retry-after': '1' }));
+        this.waiting.clear();
+        this.workers.splice(this.workers.indexOf(w), 1);
+      });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  get available(): boolean {
+    return this.workers.length > 0;
+  }
+
+  check(route: IngestRoute, body: Buffer, facts: RequestFacts, maxEvents: number): Promise<CheckedBody> {
+    const id = this.nextId++;
+    const w = this.workers[this.turn++ % this.workers.length]!;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      w.postMessage({ id, route, body, facts, maxEvents } satisfies CheckRequest);
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+  }
+}
