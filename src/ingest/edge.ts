@@ -1,7 +1,7 @@
 // Edge concerns of every request, in order: authenticate (API key → app) → rate limit (plugin, per key) →
 // verify signature (optional, per app) → bot filter → request facts (IP hash, user-agent fields).
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { isbot } from 'isbot';
 import type { AppConfig, Config } from '../config.js';
 import type { RequestFacts } from '../event/envelope.js';
@@ -44,10 +44,6 @@ export function createAuthenticator(config: Config) {
     req.principal = p;
     return p;
   };
-}
-
-export function requireAdmin(req: FastifyRequest): void {
-  if (req.principal?.appId !== null) throw new HttpError(403, 'admin_only', 'this route needs the admin key');
 }
 
 const header = (req: FastifyRequest, ...names: string[]) => {
@@ -119,4 +115,3 @@ const HTTP_LIBRARY_UA =
 /** Crawlers, preview fetchers, headless browsers and monitors (isbot's maintained list), minus HTTP libraries. */
 export const isBotUserAgent = (ua: string | null | undefined): boolean => !!ua && !HTTP_LIBRARY_UA.test(ua) && isbot(ua);
 
-export type ReplyFn = FastifyReply;

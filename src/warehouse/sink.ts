@@ -72,15 +72,6 @@ export class WarehouseSink {
     await this.loop;
   }
 
-  /** Resolves once every record below `offset` is committed to the warehouse (tests, graceful shutdown). */
-  async drainTo(offset: number, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.position < offset) {
-      if (Date.now() > deadline) throw new Error(`sink did not reach offset ${offset} (at ${this.position})`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
   private async run(): Promise<void> {
     const { bus, batchMaxEvents, flushIntervalMs, metrics, log } = this.o;
     let conn = await this.o.engine.connect();
