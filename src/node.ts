@@ -11,7 +11,7 @@ import { HttpError, installErrorHandler } from './http/errors.js';
 import { EventIdDedupe } from './ingest/dedupe.js';
 import { apiKeyOf, createAuthenticator } from './ingest/edge.js';
 import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
-import { INGEST_PATHS, registerIngestRoutes } from './ingest/routes.js';
+import { registerIngestRoutes } from './ingest/routes.js';
 import { parseJsonBody } from './ingest/check-body.js';
 import { CheckPool } from './ingest/check-pool.js';
 import { createLogger, type Logger } from './obs/logger.js';
@@ -40,23 +40,22 @@ export interface RunningNode {
 
 /**
  * Accepts JSON sent as application/json or text/plain (browsers' no-preflight form), keeping the raw bytes (HMAC, the
- * log). Ingest bodies are left unparsed: the ingest route parses and checks them, in the check worker when large.
+ * log). With `parse: false` the body stays a Buffer: the ingest routes parse and check it themselves (in the check
+ * worker when large), so they get their own encapsulated context with that parser.
  */
-function installJsonParser(app: FastifyInstance): void {
+export function installJsonParser(app: FastifyInstance, parse: boolean): void {
   app.removeAllContentTypeParsers();
-  const parse = (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
+  const parser = (req: FastifyRequest, body: Buffer, done: (err: Error | null, value?: unknown) => void) => {
     req.rawBody = body;
-    if (INGEST_PATHS.has(req.routeOptions.url ?? '')) return done(null, body);
+    if (!parse) return done(null, body);
     try {
       done(null, parseJsonBody(body));
     } catch (e) {
       done(e as Error);
     }
   };
-  app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer' }, (req, body, done) =>
-    parse(req, body as Buffer, done),
-  );
-  app.addContentTypeParser(/^application\/[\w.+-]*json$/, { parseAs: 'buffer' }, (req, body, done) => parse(req, body as Buffer, done));
+  app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer' }, (req, body, done) => parser(req, body as Buffer, done));
+  app.addContentTypeParser(/^application\/[\w.+-]*json$/, { parseAs: 'buffer' }, (req, body, done) => parser(req, body as Buffer, done));
 }
 
 export async function startNode(config: Config, opts: { log?: Logger; listen?: boolean } = {}): Promise<RunningNode> {
@@ -114,7 +113,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     reply.header('x-request-id', req.id);
   });
   installErrorHandler(app);
-  installJsonParser(app);
+  installJsonParser(app, true);
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
     methods: ['GET', 'POST', 'OPTIONS'],
@@ -145,7 +144,10 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const ingestEvents = createIngestPipeline({ bus, dedupe, metrics });
   // One check worker: on 2 cores it pairs with the event loop; more would only compete with it.
   const checkPool = new CheckPool(1);
-  registerIngestRoutes(app, { config, metrics, ingestEvents, authenticate, checkPool });
+  await app.register(async (ingest) => {
+    installJsonParser(ingest, false);
+    registerIngestRoutes(ingest, { config, metrics, ingestEvents, authenticate, checkPool });
+  });
   registerQueryRoutes(app, { config, queries, authenticate });
 
   app.get('/healthz', async () => ({

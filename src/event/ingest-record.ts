@@ -23,7 +23,7 @@ export interface IngestHeader {
 }
 
 const NEWLINE = 0x0a;
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The events a request body holds, per route; null when the body has no event list of the expected shape. */
 export function eventsOfBody(route: IngestRoute, body: unknown): unknown[] | null {

@@ -1,7 +1,7 @@
 // Checks every event of a request body: the CPU-heavy half of ingest, the same code on the event loop (small
 // bodies) and in the check worker (large ones). Answers per event, or throws the request's own HttpError.
 import { checkEvent, eventIdOf, type FieldError, type RequestFacts } from '../event/envelope.js';
-import { envelopesOfBody, type IngestRoute } from '../event/ingest-record.js';
+import { envelopesOfBody, isObject, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
 
 export type EventCheck = { appId: string; eventId: string } | { error: FieldError };
@@ -11,8 +11,6 @@ export interface CheckedBody {
   /** One event sent as one (not as a list): the answer is that event's alone. */
   singular: boolean;
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 export function parseJsonBody(raw: Buffer): unknown {
   if (raw.length === 0) throw new HttpError(400, 'invalid_json', 'body is empty');

@@ -22,8 +22,6 @@ export interface IngestRouteDeps {
 /** Bodies from this size on are parsed and checked by the check worker (a round trip costs about as much as a small body). */
 const WORKER_MIN_BYTES = 8 * 1024;
 
-/** The routes whose bodies stay unparsed until checked (see node.ts). */
-export const INGEST_PATHS: ReadonlySet<string> = new Set(['/v1/events/ingest', '/v1/events/batch', '/v1/collect']);
 
 // Our envelope's field names → seed 003's, so a collect client is told about the field it sent.
 const COLLECT_FIELDS: Record<string, string> = { appId: 'site_id', type: 'event_name', timestamp: 'ts', userId: 'user_id', sessionId: 'session_id', properties: 'props' };
@@ -63,7 +61,7 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
   }
 
   async function handle(req: FastifyRequest, reply: FastifyReply, route: IngestRoute) {
-    // Ingest bodies arrive unparsed (node.ts): small ones are checked here, large ones by the check worker.
+    // Ingest bodies arrive unparsed (their context's parser, node.ts): small ones are checked here, large ones by the check worker.
     const raw = req.rawBody ?? Buffer.alloc(0);
     const facts = await edge(req, reply, route, raw);
     if (!facts) return reply;

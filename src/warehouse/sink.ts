@@ -26,8 +26,6 @@ export interface SinkOptions {
   flushIntervalMs: number;
   metrics: Metrics;
   log: Logger;
-  /** Called after each committed batch (the query layer refreshes its file list). */
-  onCommitted?: (nextOffset: number) => void;
 }
 
 /** JSON column types for read_json: timestamps travel as epoch ms. */
@@ -45,10 +43,6 @@ export class WarehouseSink {
   private wake: (() => void) | null = null;
 
   constructor(private readonly o: SinkOptions) {}
-
-  get committedOffset(): number {
-    return this.position;
-  }
 
   /** Recovers (deletes orphan files of an uncommitted batch) and starts consuming. */
   async start(): Promise<void> {
@@ -146,7 +140,6 @@ export class WarehouseSink {
     if (lines.length === 0) {
       await bus.commit(SINK_CONSUMER, to);
       this.position = to;
-      this.o.onCommitted?.(to);
       return;
     }
     const jsonl = join(this.o.scratchDir ?? stagingDir, `${name}.jsonl`);
@@ -172,7 +165,6 @@ export class WarehouseSink {
     metrics.sinkFlushEvents.observe(lines.length);
     metrics.sinkEventsWritten.inc(rowsWritten);
     if (rowsWritten < lines.length) metrics.sinkDuplicatesSkipped.inc(lines.length - rowsWritten);
-    this.o.onCommitted?.(to);
   }
 }
 
