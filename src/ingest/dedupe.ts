@@ -142,8 +142,4 @@ export class EventIdDedupe {
     if (this.find(this.current, app) >= 0) return;
     this.insert(app, app, 0);
   }
-
-  get size(): number {
-    return this.current.count + this.previous.count;
-  }
 }
