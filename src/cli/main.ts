@@ -5,6 +5,8 @@ import { loadConfig } from '../config.js';
 import { startNode } from '../node.js';
 import { apiKey, postJson, serverUrl, type ClientOptions } from './client.js';
 import { registerTrafficCommands } from './traffic.js';
+import { registerDetectCommands } from './detect-commands.js';
+import { registerCausalCommands } from './causal-commands.js';
 
 const program = new Command();
 program.name('causality').description('Self-hosted behavioural event platform').version('0.1.0');
@@ -68,6 +70,8 @@ clientOptions(
 });
 
 registerTrafficCommands(program, clientOptions);
+registerDetectCommands(program);
+registerCausalCommands(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`causality: ${err.message}\n`);
