@@ -1,0 +1,89 @@
+// Events files (JSONL, one event per line in the HTTP envelope: nested `{"event":{…}}`, a bare event in the nested or
+// flat shape, or a `{"events":[…]}` batch per line), normalised exactly as ingest normalises them. An event may carry
+// its client IP as `context.ip` (generated traffic, a server-side relay): it is hashed and dropped before normalising.
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { normalizeEvent, type FieldError, type RequestFacts } from '../event/envelope.js';
+import type { StoredEvent } from '../event/stored-event.js';
+import { fileIpHash } from './ip.js';
+
+export type FileEventResult = { ok: true; event: StoredEvent } | { ok: false; error: FieldError };
+
+/** Normalises one event object from a file: its receive time is its own timestamp (no network in a file). */
+export function normalizeFileEvent(raw: unknown): FileEventResult {
+  let input = raw;
+  let ipHash: string | null = null;
+  let receivedAt = Date.now();
+  if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+    const o = raw as Record<string, unknown>;
+    const ctx = o.context as Record<string, unknown> | undefined;
+    if (ctx && typeof ctx === 'object' && typeof ctx.ip === 'string') {
+      ipHash = fileIpHash(ctx.ip);
+      const { ip: _ip, ...rest } = ctx;
+      input = { ...o, context: rest };
+    }
+    const ts = o.timestamp;
+    if (typeof ts === 'number' && Number.isFinite(ts)) receivedAt = ts;
+    else if (typeof ts === 'string') {
+      const ms = /^\d+$/.test(ts) ? Number(ts) : Date.parse(ts);
+      if (Number.isFinite(ms)) receivedAt = ms;
+    }
+    if (typeof o.ipHash === 'string') ipHash = o.ipHash;
+  }
+  const facts: RequestFacts = { appId: null, receivedAt, userAgent: null, ipHash, ua: null };
+  return normalizeEvent(input, facts);
+}
+
+/** Events of one line (a line may hold one event, `{"event":…}`, or `{"events":[…]}`). */
+export function lineEvents(line: string): unknown[] {
+  const v = JSON.parse(line) as unknown;
+  if (v && typeof v === 'object' && !Array.isArray(v)) {
+    const o = v as Record<string, unknown>;
+    if (Array.isArray(o.events)) return o.events;
+    if (o.event && typeof o.event === 'object') return [o.event];
+  }
+  return [v];
+}
+
+export interface ReadReport {
+  lines: number;
+  events: number;
+  invalid: number;
+  firstErrors: string[];
+  sorted: boolean;
+}
+
+/** Reads a JSONL events file into memory, normalised and in time order (stable: file order breaks ties). */
+export async function readEventsFile(path: string, onLine?: (bytes: number) => void): Promise<{ events: StoredEvent[]; report: ReadReport }> {
+  const events: StoredEvent[] = [];
+  const report: ReadReport = { lines: 0, events: 0, invalid: 0, firstErrors: [], sorted: true };
+  const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8' }), crlfDelay: Infinity });
+  let lastTs = -Infinity;
+  for await (const line of rl) {
+    report.lines++;
+    onLine?.(Buffer.byteLength(line) + 1);
+    if (!line.trim()) continue;
+    let items: unknown[];
+    try {
+      items = lineEvents(line);
+    } catch (err) {
+      report.invalid++;
+      if (report.firstErrors.length < 5) report.firstErrors.push(`line ${report.lines}: not JSON (${(err as Error).message})`);
+      continue;
+    }
+    for (const item of items) {
+      const r = normalizeFileEvent(item);
+      if (!r.ok) {
+        report.invalid++;
+        if (report.firstErrors.length < 5) report.firstErrors.push(`line ${report.lines}: ${r.error.field} ${r.error.message}`);
+        continue;
+      }
+      if (r.event.ts < lastTs) report.sorted = false;
+      lastTs = r.event.ts;
+      events.push(r.event);
+    }
+  }
+  report.events = events.length;
+  if (!report.sorted) events.sort((a, b) => a.ts - b.ts);
+  return { events, report };
+}
