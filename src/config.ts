@@ -67,7 +67,7 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['LOG_SEGMENT_BYTES', 'segmentBytes', '67108864', 'bus segment file size'],
   ['LOG_RETENTION_HOURS', 'retentionHours', '168', 'bus retention by age (never past a consumer\'s position)'],
   ['LOG_RETENTION_BYTES', 'retentionBytes', '0 (unlimited)', 'bus retention by size'],
-  ['BACKGROUND_NICE', 'backgroundNice', '10', 'Linux: nice value of every thread but the ingest event loop (sink, DuckDB, I/O pool); 0 = off'],
+  ['BACKGROUND_NICE', 'backgroundNice', '19', 'Linux: nice value of the warehouse sink\'s thread and the DuckDB threads it starts (ingest keeps its priority); 0 = off'],
   ['LOG_LEVEL', 'logLevel', 'info', 'pino log level'],
 ];
 
@@ -221,7 +221,7 @@ export function loadConfig(
     segmentBytes: int(env.LOG_SEGMENT_BYTES, file.segmentBytes, 64 * 1024 * 1024),
     retentionHours: int(env.LOG_RETENTION_HOURS, file.retentionHours, 168),
     retentionBytes: int(env.LOG_RETENTION_BYTES, file.retentionBytes, 0),
-    backgroundNice: int(env.BACKGROUND_NICE, file.backgroundNice, 10),
+    backgroundNice: int(env.BACKGROUND_NICE, file.backgroundNice, 19),
     logLevel: env.LOG_LEVEL ?? file.logLevel ?? 'info',
   };
   return { config, createdDevConfig };

@@ -16,7 +16,6 @@ import { parseJsonBody } from './ingest/check-body.js';
 import { CheckPool } from './ingest/check-pool.js';
 import { createLogger, type Logger } from './obs/logger.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
-import { keepBackgroundThreadsLow } from './obs/priority.js';
 import { QueryService } from './query/query-service.js';
 import { registerQueryRoutes } from './query/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
@@ -86,6 +85,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     batchMaxEvents: config.batchMaxEvents,
     flushIntervalMs: config.batchFlushIntervalMs,
     logLevel: config.logLevel,
+    nice: config.backgroundNice,
     log,
   });
   await sink.start();
@@ -165,7 +165,6 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics' }));
 
   await checkPool.ready;
-  const stopLowering = keepBackgroundThreadsLow(config.backgroundNice, () => checkPool.threadIds);
 
   let url = '';
   if (opts.listen !== false) {
@@ -190,7 +189,6 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       if (closed) return;
       closed = true;
       clearInterval(compactTimer);
-      stopLowering();
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
       await checkPool.close();
       await sink.stop(); // flushes what is on the bus to Parquet

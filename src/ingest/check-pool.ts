@@ -11,19 +11,16 @@ export class CheckPool {
   private readonly waiting = new Map<number, { resolve: (v: CheckedBody) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private turn = 0;
-  /** Thread ids of the workers: they are on the request path and keep normal priority. */
-  readonly threadIds = new Set<number>();
   private reported = 0;
   private onAllReported: (() => void) | null = null;
-  /** Resolves once every worker said which thread it is (before lowering background priority). */
+  /** Resolves once every worker has started. */
   readonly ready: Promise<void> = new Promise((r) => (this.onAllReported = r));
 
   constructor(size: number) {
     for (let i = 0; i < size; i++) {
       const w = new Worker(new URL('./check-worker.js', import.meta.url));
       w.on('message', (r: CheckReply) => {
-        if ('tid' in r) {
-          if (r.tid !== null) this.threadIds.add(r.tid);
+        if ('ready' in r) {
           if (++this.reported === size) this.onAllReported?.();
           return;
         }

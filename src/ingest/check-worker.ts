@@ -4,7 +4,6 @@ import { parentPort } from 'node:worker_threads';
 import type { RequestFacts } from '../event/envelope.js';
 import type { IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
-import { currentThreadId } from '../obs/priority.js';
 import { checkBody, parseJsonBody } from './check-body.js';
 
 export interface CheckRequest {
@@ -16,12 +15,11 @@ export interface CheckRequest {
 }
 
 export type CheckReply =
-  | { id: 0; tid: number | null }
+  | { id: 0; ready: true }
   | { id: number; ok: true; checks: ReturnType<typeof checkBody>['checks']; singular: boolean }
   | { id: number; ok: false; status: number; code: string; message: string; field?: string };
 
-// Tell the pool which thread this is, so background-priority lowering leaves it alone.
-parentPort!.postMessage({ id: 0, tid: currentThreadId() } satisfies CheckReply);
+parentPort!.postMessage({ id: 0, ready: true } satisfies CheckReply);
 
 parentPort!.on('message', (m: CheckRequest) => {
   let reply: CheckReply;

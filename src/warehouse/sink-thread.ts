@@ -16,6 +16,8 @@ export interface SinkThreadOptions {
   batchMaxEvents: number;
   flushIntervalMs: number;
   logLevel: string;
+  /** Linux nice value of the sink's thread and its DuckDB threads. */
+  nice: number;
   log: Logger;
 }
 
@@ -46,6 +48,7 @@ export class SinkThread {
       batchMaxEvents: this.o.batchMaxEvents,
       flushIntervalMs: this.o.flushIntervalMs,
       logLevel: this.o.logLevel,
+      nice: this.o.nice,
     };
     const worker = new Worker(new URL('./sink-worker.js', import.meta.url), { workerData: data, transferList: [channel.port2] });
     this.worker = worker;

@@ -19,6 +19,8 @@ export interface SinkWorkerData {
   batchMaxEvents: number;
   flushIntervalMs: number;
   logLevel: string;
+  /** Linux nice value for this thread (and the DuckDB threads it starts, which inherit it); 0 = normal. */
+  nice: number;
 }
 
 export type SinkWorkerMessage =
@@ -31,7 +33,8 @@ async function main(): Promise<void> {
   const d = workerData as SinkWorkerData;
   const port = parentPort!;
   try {
-    setPriority(0, 10); // on Linux this is the calling thread only: ingest keeps priority under overload
+    // On Linux this lowers the calling thread only; DuckDB's threads, started below, inherit it.
+    if (d.nice > 0) setPriority(0, d.nice);
   } catch {
     /* not permitted here: run at normal priority */
   }
