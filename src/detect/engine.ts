@@ -68,7 +68,7 @@ export interface DetectorConfig {
 }
 
 export const DEFAULT_CONFIG: DetectorConfig = {
-  markov: { appPrior: 1, versionPrior: 20, secondPrior: 10, entityPrior: 5, minContext: 200, youngSymbol: 300 },
+  markov: { appPrior: 1, versionPrior: 20, secondPrior: 10, entityPrior: 5, versionMature: 3000, minContext: 200, youngSymbol: 300 },
   markovThreshold: 2e-4,
   markovCooldownMs: 60 * 60_000,
   noveltyMinEvents: 20,

@@ -59,6 +59,8 @@ export interface MarkovParams {
   secondPrior: number;
   /** Prior weight of the version model in an entity's own model. */
   entityPrior: number;
+  /** Transitions out of a context a version's model must have seen before it may find p lower than the app-wide model. */
+  versionMature: number;
   /** Transitions out of a context the app model must have seen before it judges anything from it. */
   minContext: number;
   /** A symbol seen fewer times than this in the app (a screen a new release just added) is not judged. */
@@ -117,7 +119,9 @@ export function scoreTransition(
   }
   // Improbable means improbable for this entity *and* for its app version: an entity's own habits can vouch for a
   // rare transition, but a transition the population makes is not an anomaly just because this device never did.
-  out.p = Math.max(pE, pV2);
+  // And a version's model overrules the app-wide one only once it has seen enough from this context: before that, a
+  // transition the app makes every day is not "impossible" because a new version's users have not made it yet.
+  out.p = ctxV >= prm.versionMature ? Math.max(pE, pV2) : Math.max(pE, pV2, pApp);
   out.pEntity = pE;
   out.pApp = pApp;
   out.pVersion1 = pV1;

@@ -274,6 +274,7 @@ export function* simulate(o: GenerateOptions, onLabel: (l: Label) => void): Gene
     const gap = opts.fixedGap ?? (() => think(r, opts.thinkMedian));
     let product = productOf(r, s.app);
     let price = priceOf(r, s.app);
+    let purchased = 0;
     for (let i = 0; i < steps; i++) {
       s.t += gap();
       if (opts.idleTaps !== false && r() < 0.12) {
@@ -294,7 +295,8 @@ export function* simulate(o: GenerateOptions, onLabel: (l: Label) => void): Gene
         yield ev(s, 'networkChange', { networkType: r() < 0.5 ? 'wifi' : 'cellular' });
       }
       const edges = s.device.version.graph[screen]!.filter((e) => (!e.needsCart && e.action !== 'purchase') || cart.items > 0);
-      const edge: Edge = pickWeighted(r, edges, (e) => e.w);
+      // Having just ordered, people rarely fill a new cart in the same session.
+      const edge: Edge = pickWeighted(r, edges, (e) => (purchased > 0 && e.action === 'addToCart' ? e.w * 0.05 : e.w));
       if (edge.via) {
         yield ev(s, 'buttonTap', { buttonId: edge.via, screenName: screen });
         s.t += opts.fixedGap ? gap() : 300 + r() * 900;
@@ -322,6 +324,7 @@ export function* simulate(o: GenerateOptions, onLabel: (l: Label) => void): Gene
         });
         cart.items = 0;
         cart.value = 0;
+        purchased++;
         s.t += opts.fixedGap ? gap() : 300 + r() * 700;
       } else if (edge.action === 'profileUpdate') {
         yield ev(s, 'profileUpdate', { properties: { fields: pick(r, [['phone'], ['address'], ['email'], ['name', 'address']]) } });
