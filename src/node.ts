@@ -1,5 +1,7 @@
 // One Causality process: opens the embedded bus, the warehouse and the query engine, and serves HTTP.
 // `causality up` runs every role here; roles split across processes in the scale-out issue.
+import { PassThrough } from 'node:stream';
+import zlib from 'node:zlib';
 import { join } from 'node:path';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
@@ -55,6 +57,26 @@ export function installJsonParser(app: FastifyInstance, parse: boolean): void {
   };
   app.addContentTypeParser(['application/json', 'text/plain'], { parseAs: 'buffer' }, (req, body, done) => parser(req, body as Buffer, done));
   app.addContentTypeParser(/^application\/[\w.+-]*json$/, { parseAs: 'buffer' }, (req, body, done) => parser(req, body as Buffer, done));
+}
+
+/**
+ * `Content-Encoding: gzip | deflate | br` request bodies (SDKs compress batches) are decoded before parsing; the body
+ * limit applies to the decoded size (a zip bomb gets 413). Anything else but identity is 415.
+ */
+export function installBodyDecoding(app: FastifyInstance): void {
+  app.addHook('preParsing', async (req, _reply, payload) => {
+    const enc = req.headers['content-encoding']?.trim().toLowerCase();
+    if (!enc || enc === 'identity') return payload;
+    const decoder = enc === 'gzip' || enc === 'x-gzip' ? zlib.createGunzip() : enc === 'deflate' ? zlib.createInflate() : enc === 'br' ? zlib.createBrotliDecompress() : null;
+    if (!decoder) throw new HttpError(415, 'unsupported_encoding', `Content-Encoding ${enc} is not supported (gzip, deflate, br, identity)`, 'Content-Encoding');
+    const body = new PassThrough();
+    // Fastify compares the encoded length with Content-Length, and the body limit with the decoded length.
+    Object.defineProperty(body, 'receivedEncodedLength', { get: () => decoder.bytesWritten });
+    payload.on('error', (err) => body.destroy(err));
+    decoder.on('error', (err) => body.destroy(new HttpError(400, 'invalid_encoding', `body is not valid ${enc} data: ${err.message}`, 'Content-Encoding')));
+    payload.pipe(decoder).pipe(body);
+    return body;
+  });
 }
 
 export async function startNode(config: Config, opts: { log?: Logger; listen?: boolean } = {}): Promise<RunningNode> {
@@ -113,11 +135,12 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     reply.header('x-request-id', req.id);
   });
   installErrorHandler(app);
+  installBodyDecoding(app);
   installJsonParser(app, true);
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? true : config.corsOrigins,
     methods: ['GET', 'POST', 'OPTIONS'],
-    allowedHeaders: ['content-type', 'x-api-key', 'x-ta-api-key', 'authorization', 'x-causality-signature', 'x-causality-timestamp', 'x-request-id'],
+    allowedHeaders: ['content-type', 'content-encoding', 'x-api-key', 'x-ta-api-key', 'authorization', 'x-causality-signature', 'x-causality-timestamp', 'x-request-id'],
     maxAge: 600,
   });
   if (config.rateLimitPerMinute > 0) {

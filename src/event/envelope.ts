@@ -46,6 +46,10 @@ export const contextSchema = z.object({
   locale: optText(35),
   userAgent: optText(1024),
   networkType: optText(32),
+  /** UTM values when the page URL does not carry them (Segment's context.campaign). */
+  campaign: z
+    .object({ source: optText(), medium: optText(), campaign: optText(), term: optText(), content: optText() })
+    .nullish(),
 });
 
 // Typed fields per kind (seed 000). Zod keeps the known fields; every other field of the input goes to props.
@@ -144,6 +148,19 @@ export function parseTimestamp(v: unknown, now: number): number | null | string 
   if (ms < MIN_TS) return 'is before 2000-01-01: epoch milliseconds expected (seconds given?)';
   if (ms > now + MAX_FUTURE_MS) return 'is more than 7 days in the future';
   return Math.round(ms);
+}
+
+/**
+ * Clock-skew correction (as Segment does it): a device's clock may be off, so when the client says when it sent the
+ * request (`sentAt`, by the same clock as its event times), the event time is shifted by receive time − sentAt.
+ * Unusable values are left as they are, for the envelope check to judge.
+ */
+export function skewCorrectedTimestamp(ts: unknown, sentAt: unknown, receivedAt: number): unknown {
+  if (ts === undefined || ts === null || sentAt === undefined || sentAt === null) return ts ?? undefined;
+  const at = parseTimestamp(ts, Number.MAX_SAFE_INTEGER);
+  const sent = parseTimestamp(sentAt, Number.MAX_SAFE_INTEGER);
+  if (typeof at !== 'number' || typeof sent !== 'number') return ts;
+  return at + (receivedAt - sent);
 }
 
 /** Maps any client id to a UUID: UUIDs pass through (lower-cased), others get a stable UUIDv5 per app. */
@@ -273,6 +290,7 @@ export function buildStoredEvent(c: CheckedEvent, facts: RequestFacts, eventId?:
   if (env.eventId && !isUuid(env.eventId)) props.$client_event_id = env.eventId;
 
   const url = str(env.url ?? typed.url);
+  const campaign = env.context?.campaign;
   const web = url ? parseWebUrl(url) : null;
   const receivedAt = facts.receivedAt;
 
@@ -298,11 +316,11 @@ export function buildStoredEvent(c: CheckedEvent, facts: RequestFacts, eventId?:
     url,
     path: web?.path ?? null,
     referrer: str(env.referrer ?? typed.referrer),
-    utm_source: web?.utm.source ?? null,
-    utm_medium: web?.utm.medium ?? null,
-    utm_campaign: web?.utm.campaign ?? null,
-    utm_term: web?.utm.term ?? null,
-    utm_content: web?.utm.content ?? null,
+    utm_source: web?.utm.source ?? str(campaign?.source),
+    utm_medium: web?.utm.medium ?? str(campaign?.medium),
+    utm_campaign: web?.utm.campaign ?? str(campaign?.campaign),
+    utm_term: web?.utm.term ?? str(campaign?.term),
+    utm_content: web?.utm.content ?? str(campaign?.content),
     app_version: str(ctxVal('appVersion')),
     app_build: str(ctxVal('appBuild')),
     platform: str(ctxVal('platform')),

@@ -2,11 +2,23 @@
 // Storing the body's own bytes keeps the hot path to validation only (no per-event re-serialisation); consumers
 // (warehouse sink, detectors) rebuild each stored event with the same code and the request facts kept in the header.
 import { createHash } from 'node:crypto';
-import { buildStoredEvent, checkEvent, type RequestFacts } from './envelope.js';
+import { buildStoredEvent, checkEvent, skewCorrectedTimestamp, type RequestFacts } from './envelope.js';
 import type { StoredEvent } from './stored-event.js';
+import { isObject } from './object.js';
+import { SEGMENT_TYPES, segmentToEnvelope, type SegmentType } from './segment.js';
 import { parseUserAgent } from './user-agent.js';
 
-export type IngestRoute = 'ingest' | 'batch' | 'collect';
+export { isObject };
+
+/** Our routes, and Segment's (`segment:batch` for /v1/batch, `segment:<type>` for /v1/<type>). */
+export type IngestRoute = 'ingest' | 'batch' | 'collect' | 'segment:batch' | `segment:${SegmentType}`;
+
+export const SEGMENT_ROUTES: ReadonlyArray<{ path: string; route: IngestRoute }> = [
+  { path: '/v1/batch', route: 'segment:batch' },
+  ...SEGMENT_TYPES.map((t) => ({ path: `/v1/${t}`, route: `segment:${t}` as IngestRoute })),
+];
+
+const segmentTypeOf = (route: IngestRoute): SegmentType | null => (route.startsWith('segment:') && route !== 'segment:batch' ? (route.slice(8) as SegmentType) : null);
 
 export interface IngestHeader {
   v: 1;
@@ -23,7 +35,6 @@ export interface IngestHeader {
 }
 
 const NEWLINE = 0x0a;
-export const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** The events a request body holds, per route; null when the body has no event list of the expected shape. */
 export function eventsOfBody(route: IngestRoute, body: unknown): unknown[] | null {
@@ -32,6 +43,8 @@ export function eventsOfBody(route: IngestRoute, body: unknown): unknown[] | nul
     const events = Array.isArray(body) ? body : isObject(body) ? body.events ?? body.batch : undefined;
     return Array.isArray(events) ? events : null;
   }
+  if (route === 'segment:batch') return isObject(body) && Array.isArray(body.batch) ? body.batch : null;
+  if (route.startsWith('segment:')) return isObject(body) ? [body] : null;
   if (Array.isArray(body)) return body;
   return isObject(body) && Array.isArray(body.events) ? body.events : [body];
 }
@@ -64,11 +77,17 @@ export function collectToEnvelope(body: unknown, facts: RequestFacts): unknown {
   return envelope;
 }
 
-/** The client envelopes of a body, in order (collect bodies mapped onto the envelope). */
+/** The client envelopes of a body, in order (collect and Segment bodies mapped onto the envelope; clock skew corrected). */
 export function envelopesOfBody(route: IngestRoute, body: unknown, facts: RequestFacts): unknown[] | null {
   const events = eventsOfBody(route, body);
-  if (!events || route !== 'collect') return events;
-  return events.map((e) => collectToEnvelope(e, facts));
+  if (!events) return null;
+  if (route === 'collect') return events.map((e) => collectToEnvelope(e, facts));
+  const sentAt = isObject(body) ? body.sentAt : undefined;
+  if (route.startsWith('segment:')) return events.map((e) => segmentToEnvelope(e, segmentTypeOf(route), sentAt, facts.receivedAt));
+  if (route === 'batch' && sentAt !== undefined) {
+    return events.map((e) => (isObject(e) && e.timestamp != null ? { ...e, timestamp: skewCorrectedTimestamp(e.timestamp, sentAt, facts.receivedAt) } : e));
+  }
+  return events;
 }
 
 export function factsOfHeader(h: IngestHeader): RequestFacts {

@@ -24,16 +24,19 @@ export function parseJsonBody(raw: Buffer): unknown {
 export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts, maxEvents: number): CheckedBody {
   const envelopes = envelopesOfBody(route, body, facts);
   if (!envelopes) {
-    if (route === 'ingest') throw new HttpError(400, 'invalid_field', 'body must be a JSON object', 'event');
-    throw new HttpError(400, 'missing_field', 'must be an array of events', 'events');
+    if (route === 'ingest' || route.startsWith('segment:') && route !== 'segment:batch') throw new HttpError(400, 'invalid_field', 'body must be a JSON object', 'event');
+    throw new HttpError(400, 'missing_field', 'must be an array of events', route === 'segment:batch' ? 'batch' : 'events');
   }
-  if (envelopes.length === 0) throw new HttpError(400, 'invalid_field', 'must hold at least one event', 'events');
+  if (envelopes.length === 0) throw new HttpError(400, 'invalid_field', 'must hold at least one event', route === 'segment:batch' ? 'batch' : 'events');
   if (envelopes.length > maxEvents) throw new HttpError(413, 'too_many_events', `at most ${maxEvents} events per batch`, 'events');
   const checks: EventCheck[] = new Array(envelopes.length);
   for (let i = 0; i < envelopes.length; i++) {
     const c = checkEvent(envelopes[i], facts);
     checks[i] = c.ok ? { appId: c.event.appId, eventId: eventIdOf(c.event) } : { error: c.error };
   }
-  const singular = route === 'ingest' || (route === 'collect' && !Array.isArray(body) && !(isObject(body) && Array.isArray(body.events)));
+  const singular =
+    route === 'ingest' ||
+    (route.startsWith('segment:') && route !== 'segment:batch') ||
+    (route === 'collect' && !Array.isArray(body) && !(isObject(body) && Array.isArray(body.events)));
   return { checks, singular };
 }

@@ -29,6 +29,15 @@ export function apiKeyOf(req: FastifyRequest): string | undefined {
   if (typeof k === 'string' && k) return k;
   const auth = h.authorization;
   if (auth?.startsWith('Bearer ')) return auth.slice(7).trim();
+  // Segment SDKs: HTTP Basic with the write key as the user name and no password.
+  if (auth?.startsWith('Basic ')) {
+    const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+    const user = decoded.split(':')[0];
+    if (user) return user;
+  }
+  // Browsers (the web tracker): a custom header would force a CORS preflight, so the write key may ride in the URL.
+  const q = req.query as Record<string, unknown> | undefined;
+  if (q && typeof q.key === 'string' && q.key) return q.key;
   return undefined;
 }
 

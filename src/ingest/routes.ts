@@ -2,7 +2,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { RequestFacts } from '../event/envelope.js';
-import { eventsOfBody, type IngestRoute } from '../event/ingest-record.js';
+import { eventsOfBody, SEGMENT_ROUTES, type IngestRoute } from '../event/ingest-record.js';
 import { checkBody, parseJsonBody } from './check-body.js';
 import type { CheckPool } from './check-pool.js';
 import { HttpError, errorBody } from '../http/errors.js';
@@ -23,8 +23,25 @@ export interface IngestRouteDeps {
 const WORKER_MIN_BYTES = 8 * 1024;
 
 
-// Our envelope's field names → seed 003's, so a collect client is told about the field it sent.
+// Our envelope's field names → the client's own (seed 003's collect, Segment's), so a client is told about the field it sent.
 const COLLECT_FIELDS: Record<string, string> = { appId: 'site_id', type: 'event_name', timestamp: 'ts', userId: 'user_id', sessionId: 'session_id', properties: 'props' };
+const SEGMENT_FIELDS: Record<string, string> = {
+  eventId: 'messageId',
+  deviceId: 'anonymousId',
+  type: 'event',
+  'context.appVersion': 'context.app.version',
+  'context.appBuild': 'context.app.build',
+  'context.os': 'context.os.name',
+  'context.osVersion': 'context.os.version',
+  'context.deviceModel': 'context.device.model',
+  'context.platform': 'context.device.type',
+  orderId: 'properties.order_id',
+  totalAmount: 'properties.total',
+  productId: 'properties.product_id',
+  screenName: 'name',
+};
+const fieldNamesOf = (route: IngestRoute): Record<string, string> | null =>
+  route === 'collect' ? COLLECT_FIELDS : route.startsWith('segment:') ? SEGMENT_FIELDS : null;
 
 function summarize(results: EventResult[]) {
   let accepted = 0;
@@ -38,9 +55,10 @@ function summarize(results: EventResult[]) {
   return { accepted, duplicate, rejected };
 }
 
-// Results are in request order (results[i] answers events[i]); rejections also name their index.
-const resultJson = (r: EventResult, index: number) =>
-  r.status === 'rejected' ? { index, status: r.status, error: r.error } : { status: r.status, eventId: r.eventId };
+/** A rejection names the field as the client called it. */
+function clientError(r: Extract<EventResult, { status: 'rejected' }>, names: Record<string, string> | null) {
+  return names && names[r.error.field] ? { ...r.error, field: names[r.error.field]! } : r.error;
+}
 
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps): void {
   const { config, metrics, ingestEvents, authenticate, checkPool } = deps;
@@ -74,16 +92,23 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
     if (singular) {
       const r = results[0]!;
       if (r.status === 'rejected') {
-        const field = route === 'collect' ? COLLECT_FIELDS[r.error.field] ?? r.error.field : r.error.field;
-        return reply.code(r.error.code === 'forbidden_app' ? 403 : 400).send(errorBody(r.error.code, r.error.message, field));
+        const e = clientError(r, fieldNamesOf(route));
+        return reply.code(e.code === 'forbidden_app' ? 403 : 400).send(errorBody(e.code, e.message, e.field));
       }
       return reply.code(202).send({ status: r.status, eventId: r.eventId });
     }
     const counts = summarize(results);
-    return reply.code(counts.rejected === results.length ? 400 : 202).send({ ...counts, results: results.map(resultJson) });
+    const names = fieldNamesOf(route);
+    // Results are in request order (results[i] answers events[i]); rejections also name their index.
+    const answers = results.map((r, index) =>
+      r.status === 'rejected' ? { index, status: r.status, error: clientError(r, names) } : { status: r.status, eventId: r.eventId },
+    );
+    return reply.code(counts.rejected === results.length ? 400 : 202).send({ ...counts, results: answers });
   }
 
   app.post('/v1/events/ingest', (req, reply) => handle(req, reply, 'ingest'));
   app.post('/v1/events/batch', (req, reply) => handle(req, reply, 'batch'));
   app.post('/v1/collect', (req, reply) => handle(req, reply, 'collect'));
+  // Segment's HTTP Tracking API (auth: HTTP Basic with the write key = an app key as the user name).
+  for (const { path, route } of SEGMENT_ROUTES) app.post(path, (req, reply) => handle(req, reply, route));
 }
