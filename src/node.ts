@@ -2,6 +2,7 @@
 // `causality up` runs every role here; roles split across processes in the scale-out issue.
 import { PassThrough } from 'node:stream';
 import zlib from 'node:zlib';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
@@ -16,6 +17,7 @@ import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
 import { registerIngestRoutes } from './ingest/routes.js';
 import { parseJsonBody } from './ingest/check-body.js';
 import { CheckPool } from './ingest/check-pool.js';
+import { installProtobufParser, PROTO_FILE } from './ingest/protobuf.js';
 import { createLogger, type Logger } from './obs/logger.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { QueryService } from './query/query-service.js';
@@ -169,6 +171,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const checkPool = new CheckPool(1);
   await app.register(async (ingest) => {
     installJsonParser(ingest, false);
+    installProtobufParser(ingest);
     registerIngestRoutes(ingest, { config, metrics, ingestEvents, authenticate, checkPool });
   });
   registerQueryRoutes(app, { config, queries, authenticate });
@@ -185,7 +188,9 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     const merged = AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), await sink.metricsJson()]);
     return merged.metrics();
   });
-  app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics' }));
+  app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics', openapi: '/openapi.json', proto: '/proto/events.proto' }));
+  const protoText = readFileSync(PROTO_FILE, 'utf8');
+  app.get('/proto/events.proto', async (_req, reply) => reply.type('text/plain; charset=utf-8').send(protoText));
 
   await checkPool.ready;
 

@@ -80,7 +80,8 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
 
   async function handle(req: FastifyRequest, reply: FastifyReply, route: IngestRoute) {
     // Ingest bodies arrive unparsed (their context's parser, node.ts): small ones are checked here, large ones by the check worker.
-    const raw = req.rawBody ?? Buffer.alloc(0);
+    // The JSON body: the bytes as sent, or a protobuf body's JSON form (rawBody then keeps the bytes for the signature).
+    const raw = Buffer.isBuffer(req.body) ? req.body : req.rawBody ?? Buffer.alloc(0);
     const facts = await edge(req, reply, route, raw);
     if (!facts) return reply;
     const { checks, singular } =
