@@ -22,6 +22,7 @@ import { createLogger, type Logger } from './obs/logger.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { QueryService } from './query/query-service.js';
 import { registerQueryRoutes } from './query/routes.js';
+import { registerTrackerRoutes } from './tracker/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
 import { LocalWarehouseFiles } from './warehouse/files.js';
 import { SinkThread } from './warehouse/sink-thread.js';
@@ -175,6 +176,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     registerIngestRoutes(ingest, { config, metrics, ingestEvents, authenticate, checkPool });
   });
   registerQueryRoutes(app, { config, queries, authenticate });
+  registerTrackerRoutes(app);
 
   app.get('/healthz', async () => ({
     status: 'ok',
