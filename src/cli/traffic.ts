@@ -1,7 +1,8 @@
 // Seed-style dev commands: send one event, a batch, or a load at a target rate (uniform or varied) with progress.
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
-import { createVariedEvents, uniformEvent } from '../generate/traffic.js';
+import { createLiveTraffic } from '../generate/live.js';
+import { uniformEvent } from '../generate/traffic.js';
 import { apiKey, postJson, serverUrl, type ClientOptions } from './client.js';
 
 export function registerTrafficCommands(program: Command, clientOptions: (c: Command) => Command): void {
@@ -15,7 +16,7 @@ export function registerTrafficCommands(program: Command, clientOptions: (c: Com
   ).action(async (o: ClientOptions & { app: string; batch?: string | boolean; event?: string }) => {
     const url = serverUrl(o);
     const key = apiKey(o);
-    const next = createVariedEvents({ appIds: [o.app], devices: 20, seed: Date.now() % 100000 });
+    const next = createLiveTraffic({ appIds: [o.app], devices: 20, seed: Date.now() % 100000 });
     const r =
       o.batch !== undefined
         ? await postJson(`${url}/v1/events/batch`, key, { events: Array.from({ length: o.batch === true ? 10 : Number(o.batch) }, () => next()) })
@@ -33,17 +34,18 @@ export function registerTrafficCommands(program: Command, clientOptions: (c: Com
       .option('--duration <s>', 'seconds', '10')
       .option('--batch-size <n>', 'events per request', '100')
       .option('--concurrency <n>', 'requests in flight', '8')
-      .option('--random', 'varied events (sessions, purchases, logins, custom events)')
+      .option('--random', 'behavioural traffic from the labelled generator (sessions, logins, purchases, attacks mixed in)')
+      .option('--anomaly-rate <r>', 'with --random: attack instances per normal session', '0.02')
       .option('--seed <n>', 'random seed', '1'),
-  ).action(async (o: ClientOptions & { app: string; rate: string; duration: string; batchSize: string; concurrency: string; random?: boolean; seed: string }) => {
+  ).action(async (o: ClientOptions & { app: string; rate: string; duration: string; batchSize: string; concurrency: string; random?: boolean; seed: string; anomalyRate: string }) => {
     const url = `${serverUrl(o)}/v1/events/batch`;
     const key = apiKey(o);
     const rate = Number(o.rate);
     const total = Math.round(rate * Number(o.duration));
     const batchSize = Math.max(1, Math.min(Number(o.batchSize), 1000));
-    const varied = createVariedEvents({ appIds: [o.app], devices: 500, seed: Number(o.seed) });
+    const varied = o.random ? createLiveTraffic({ appIds: [o.app], devices: 500, seed: Number(o.seed), rate, anomalyRate: Number(o.anomalyRate) }) : null;
     let made = 0;
-    const nextEvent = () => (o.random ? varied() : uniformEvent(o.app, made));
+    const nextEvent = () => (varied ? varied() : uniformEvent(o.app, made));
     const bar = new SingleBar({ format: 'load |{bar}| {value}/{total} events | {rate} ev/s | errors {errors}', hideCursor: true }, Presets.shades_classic);
     bar.start(total, 0, { rate: 0, errors: 0 });
     const started = Date.now();

@@ -1,5 +1,6 @@
 // Event makers for dev commands and benchmarks: a uniform stream and a varied ("random") one with sessions.
-// (The labelled behavioural generator with attack scenarios is the detection issue's; it will replace `varied`.)
+// `causality load --random` and `send` use the labelled behavioural generator (live.ts); `createVariedEvents` stays as
+// the benchmarks' fast, timestamp-driven stream.
 import { v4 as uuidv4 } from 'uuid';
 
 /** Small seeded PRNG (mulberry32) so generated traffic is reproducible. */
