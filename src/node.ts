@@ -11,6 +11,8 @@ import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config.js';
 import { SegmentedLog } from './bus/segmented-log.js';
 import { HttpError, installErrorHandler } from './http/errors.js';
+import { registerOpenApi } from './http/openapi.js';
+import { VERSION } from './version.js';
 import { EventIdDedupe } from './ingest/dedupe.js';
 import { apiKeyOf, createAuthenticator } from './ingest/edge.js';
 import { createIngestPipeline, warmDedupe } from './ingest/pipeline.js';
@@ -37,6 +39,8 @@ export interface RunningNode {
   queries: QueryService;
   metrics: Metrics;
   log: Logger;
+  /** Every route registered, as `METHOD /path` (the OpenAPI test checks each is documented). */
+  routes: string[];
   /** Flushes everything accepted so far to the warehouse (tests, CLI). */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -132,6 +136,10 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: (req) => (typeof req.headers['x-request-id'] === 'string' ? req.headers['x-request-id'].slice(0, 64) : crypto.randomUUID()),
   });
+  const routes: string[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const m of [r.method].flat()) if (m !== 'HEAD' && m !== 'OPTIONS') routes.push(`${m} ${r.url}`);
+  });
   app.decorateRequest('principal', undefined);
   app.decorateRequest('rawBody', undefined);
   app.addHook('onSend', async (req, reply) => {
@@ -193,6 +201,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics', openapi: '/openapi.json', proto: '/proto/events.proto' }));
   const protoText = readFileSync(PROTO_FILE, 'utf8');
   app.get('/proto/events.proto', async (_req, reply) => reply.type('text/plain; charset=utf-8').send(protoText));
+  await registerOpenApi(app, VERSION);
 
   await checkPool.ready;
 
@@ -212,6 +221,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     queries,
     metrics,
     log,
+    routes,
     async flush() {
       await sink.drainTo(bus.endOffset());
     },

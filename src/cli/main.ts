@@ -3,13 +3,14 @@ import { Command, Option } from 'commander';
 import Table from 'cli-table3';
 import { loadConfig } from '../config.js';
 import { startNode } from '../node.js';
+import { VERSION } from '../version.js';
 import { apiKey, postJson, serverUrl, type ClientOptions } from './client.js';
 import { registerTrafficCommands } from './traffic.js';
 import { registerDetectCommands } from './detect-commands.js';
 import { registerCausalCommands } from './causal-commands.js';
 
 const program = new Command();
-program.name('causality').description('Self-hosted behavioural event platform').version('0.1.0');
+program.name('causality').description('Self-hosted behavioural event platform').version(VERSION);
 
 const clientOptions = (cmd: Command) =>
   cmd

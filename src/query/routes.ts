@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Config } from '../config.js';
 import { APP_ID_PATTERN } from '../event/envelope.js';
 import { HttpError } from '../http/errors.js';
+import { addRouteDocs } from '../http/openapi.js';
 import type { createAuthenticator } from '../ingest/edge.js';
 import { sqlString } from '../warehouse/duckdb.js';
 import type { QueryService } from './query-service.js';
@@ -40,6 +41,14 @@ export function parseRange(from?: string, to?: string, now = Date.now()): { from
   const iso = (ms: number) => new Date(ms).toISOString().slice(0, 10);
   return { fromMs, toMs, fromDate: iso(fromMs), toDate: iso(toMs - 1) };
 }
+
+const queryAnswer = z.object({ columns: z.array(z.string()), rows: z.array(z.array(z.unknown())), truncated: z.boolean(), elapsedMs: z.number() });
+addRouteDocs(
+  { method: 'POST', path: '/v1/query', tag: 'query', summary: 'Read-only SQL over `events` (an app key sees its app only)', body: queryBody, ok: { status: 200, description: 'columns and rows', schema: queryAnswer } },
+  { method: 'GET', path: '/v1/metrics/pageviews', tag: 'query', summary: 'Page and screen views per day', query: metricsParams },
+  { method: 'GET', path: '/v1/metrics/unique-users', tag: 'query', summary: 'Distinct users (or devices) per day', query: metricsParams },
+  { method: 'GET', path: '/v1/metrics/top-pages', tag: 'query', summary: 'Most viewed pages/screens (`visitors=1` adds distinct visitors)', query: metricsParams.extend(metricsFlags.shape) },
+);
 
 export interface QueryRouteDeps {
   config: Config;
