@@ -27,14 +27,16 @@ import { registerQueryRoutes } from './query/routes.js';
 import { registerTrackerRoutes } from './tracker/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
 import { LocalWarehouseFiles } from './warehouse/files.js';
-import { SinkThread } from './warehouse/sink-thread.js';
+import { ConsumerThread } from './bus/consumer-thread.js';
+import { SINK_CONSUMER } from './warehouse/sink.js';
+import type { SinkWorkerData } from './warehouse/sink-worker.js';
 import { Warehouse } from './warehouse/warehouse.js';
 
 export interface RunningNode {
   app: FastifyInstance;
   url: string;
   bus: SegmentedLog;
-  sink: SinkThread;
+  sink: ConsumerThread<SinkWorkerData>;
   warehouse: Warehouse;
   queries: QueryService;
   metrics: Metrics;
@@ -107,15 +109,19 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const warehouseDir = join(config.dataDir, 'warehouse');
   const stagingDir = join(config.dataDir, 'staging');
   const files = new LocalWarehouseFiles(warehouseDir);
-  const sink = new SinkThread({
+  const sink = new ConsumerThread<SinkWorkerData>({
+    consumer: SINK_CONSUMER,
+    workerUrl: new URL('./warehouse/sink-worker.js', import.meta.url),
     bus,
-    warehouseDir,
-    stagingDir: join(stagingDir, 'sink'),
-    batchMaxEvents: config.batchMaxEvents,
-    flushIntervalMs: config.batchFlushIntervalMs,
-    logLevel: config.logLevel,
-    nice: config.backgroundNice,
     log,
+    data: {
+      warehouseDir,
+      stagingDir: join(stagingDir, 'sink'),
+      batchMaxEvents: config.batchMaxEvents,
+      flushIntervalMs: config.batchFlushIntervalMs,
+      logLevel: config.logLevel,
+      nice: config.backgroundNice,
+    },
   });
   await sink.start();
   // The query engine (and compaction) share one DuckDB on this thread; the sink has its own in its worker.

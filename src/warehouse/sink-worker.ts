@@ -6,6 +6,7 @@ import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { RemoteBus } from '../bus/bus-port.js';
+import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { DuckEngine } from './duckdb.js';
@@ -13,7 +14,6 @@ import { LocalWarehouseFiles } from './files.js';
 import { WarehouseSink } from './sink.js';
 
 export interface SinkWorkerData {
-  busPort: MessagePort;
   warehouseDir: string;
   stagingDir: string;
   batchMaxEvents: number;
@@ -23,14 +23,10 @@ export interface SinkWorkerData {
   nice: number;
 }
 
-export type SinkWorkerMessage =
-  | { type: 'ready' }
-  | { type: 'stopped' }
-  | { type: 'metrics'; json: unknown }
-  | { type: 'fatal'; message: string };
+type SinkWorkerMessage = ConsumerWorkerMessage;
 
 async function main(): Promise<void> {
-  const d = workerData as SinkWorkerData;
+  const d = workerData as SinkWorkerData & { busPort: MessagePort };
   const port = parentPort!;
   try {
     // On Linux this lowers the calling thread only; DuckDB's threads, started below, inherit it.
