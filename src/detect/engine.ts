@@ -327,6 +327,11 @@ export class DetectionEngine {
     // ---- entities --------------------------------------------------------------------------------------------
     const sessionKey = ev.session_id ?? ev.device_id;
     let session = app.sessions.get(sessionKey);
+    if (session && ev.ts - session.last > cfg.sessionIdleMs) {
+      // Idle past the limit: that session is over (its length feeds the baseline) and this event starts a new one.
+      this.closeSession(app, session);
+      session = undefined;
+    }
     if (!session) {
       session = { start: ev.ts, last: ev.ts, n: 0, gapN: 0, gapMean: 0, gapM2: 0, lifecycle: 0, p1: START, p2: -1, flags: 0, web: ev.platform === 'web' };
       app.sessions.set(sessionKey, session);
@@ -553,6 +558,12 @@ export class DetectionEngine {
     return id;
   }
 
+  private closeSession(app: AppState, ss: SessionState): void {
+    if (ss.n < 2) return;
+    app.sessionHist[histBucket(ss.last - ss.start)]! += 1;
+    app.sessionsDone++;
+  }
+
   private closeMinute(app: AppState, device: DeviceState): void {
     const a = this.config.rateAlpha;
     const slots = Math.min(app.typeIds.size, RATE_SLOTS);
@@ -642,18 +653,13 @@ export class DetectionEngine {
     const cfg = this.config;
     const now = s.now;
     for (const app of s.apps.values()) {
-      let closed = false;
       for (const [k, ss] of app.sessions) {
         if (ss.last <= now - cfg.sessionIdleMs) {
-          if (ss.n >= 2) {
-            app.sessionHist[histBucket(ss.last - ss.start)]! += 1;
-            app.sessionsDone++;
-            closed = true;
-          }
+          this.closeSession(app, ss);
           app.sessions.delete(k);
         }
       }
-      if (closed && app.sessionsDone >= 200) app.longThresholdMs = quantileMs(app.sessionHist, 0.999);
+      if (app.sessionsDone >= 200) app.longThresholdMs = quantileMs(app.sessionHist, 0.999);
       for (const [k, d] of app.devices) if (d.last <= now - cfg.deviceIdleMs) app.devices.delete(k);
       for (const [k, u] of app.users) if (u.last <= now - cfg.userIdleMs) app.users.delete(k);
       for (const [k, i] of app.ips) if (i.last <= now - cfg.ipIdleMs) app.ips.delete(k);
