@@ -130,6 +130,7 @@ interface ImpactCase {
   seedBaseline: number;
   seedBaselineRelError: number;
   top1: boolean;
+  rootCause: { truthRank: number; top: unknown; truth: unknown };
   ms: number;
 }
 
@@ -246,6 +247,11 @@ function evalImpact(seed: number): ImpactCase[] {
               seedBaseline: seedFaithful,
               seedBaselineRelError: rel(seedFaithful),
               top1: ranked[0]?.change.id === truthId,
+              rootCause: {
+                truthRank: ranked.findIndex((c) => c.change.id === truthId) + 1,
+                top: ranked[0] && { id: ranked[0].change.id, title: ranked[0].change.title, score: ranked[0].score, reasons: ranked[0].reasons },
+                truth: ranked.filter((c) => c.change.id === truthId).map((c) => ({ title: c.change.title, score: c.score, reasons: c.reasons }))[0],
+              },
               ms,
             });
           }

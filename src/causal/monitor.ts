@@ -327,10 +327,33 @@ export interface CrashEvent {
  * the same direction; its onset is the first point of that run (stepping back over points that already leaned the same
  * way, |z| ≥ 2, at most 3). It ends after `quiet` normal points in a row.
  */
+export interface TrackerState {
+  recent: Judgement[];
+  openSince: CrashEvent | null;
+  quietRun: number;
+}
+
+/** What the state store keeps per monitored series: the monitor and its incident tracker. */
+export interface MonitorSnapshot {
+  monitor: MonitorState;
+  tracker: TrackerState;
+}
+
 export class CrashTracker {
   private recent: Judgement[] = [];
   private openSince: CrashEvent | null = null;
   private quietRun = 0;
+
+  toJSON(): TrackerState {
+    return structuredClone({ recent: this.recent, openSince: this.openSince, quietRun: this.quietRun });
+  }
+
+  restore(s: TrackerState): this {
+    this.recent = structuredClone(s.recent);
+    this.openSince = structuredClone(s.openSince);
+    this.quietRun = s.quietRun;
+    return this;
+  }
 
   constructor(
     private readonly directions: Direction[] = ['drop'],
