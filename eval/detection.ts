@@ -79,7 +79,7 @@ export async function evaluateDetection(o: DetectionEvalOptions, log: (s: string
   };
 }
 
-const pct = (x: number) => `${(x * 100).toFixed(1)} %`;
+const pct = (x: number) => `${(x * 100).toFixed(3)} %`;
 const mins = (ms: number | null) => (ms === null ? '-' : ms < 60_000 ? `${(ms / 1000).toFixed(0)} s` : `${(ms / 60_000).toFixed(1)} min`);
 
 export function markdownReport(r: Awaited<ReturnType<typeof evaluateDetection>>, heldOut: boolean): string {
