@@ -62,7 +62,8 @@ export function rankCandidates(changes: readonly Change[], scope: IncidentScope,
     const t = Date.parse(change.time);
     if (!(t >= scope.onset - lookback && t < scope.onset + Math.max(bucket, 1))) continue;
     const reasons: string[] = [];
-    const gap = Math.max(0, scope.onset - t);
+    // Inside the first affected bucket the change is as far from the bucket's start as it is after it.
+    const gap = Math.abs(scope.onset - t);
     const timing = 1 / (1 + gap / TIMING_HALF_LIFE_MS);
     reasons.push(t >= scope.onset ? `within the first affected interval (${fmtGap(t - scope.onset)} after its start)` : `${fmtGap(gap)} before the onset`);
 
@@ -77,15 +78,22 @@ export function rankCandidates(changes: readonly Change[], scope: IncidentScope,
     );
     const shared = [...wanted].filter((w) => changeTokens.has(w));
     const changePlatforms = [...changeTokens].filter((w) => PLATFORMS.has(w));
+    // Overlap is graded: the incident's segment and its component each count; a change that explicitly targets
+    // another platform than the affected segment is penalised (a crash only on Android ranks Android changes first).
     let overlap = 0.5;
+    let mismatch = false;
     if (segPlatforms.length && changePlatforms.length && !changePlatforms.some((p) => segPlatforms.includes(p))) {
-      overlap = 0.05;
+      mismatch = true;
+      overlap = 0;
       reasons.push(`targets ${changePlatforms.join('/')}, the incident is on ${segPlatforms.join('/')}`);
     } else if (shared.length) {
-      overlap = 1;
-      reasons.push(`matches the incident's ${shared.some((s) => segTokens.has(s)) ? 'segment' : 'component'}: ${shared.slice(0, 3).join(', ')}`);
+      const segHit = shared.filter((x) => segTokens.has(x));
+      const compHit = shared.filter((x) => !segTokens.has(x));
+      overlap = 0.5 + (segHit.length ? 0.25 : 0) + (compHit.length ? 0.25 : 0);
+      if (segHit.length) reasons.push(`matches the incident's segment: ${segHit.slice(0, 3).join(', ')}`);
+      if (compHit.length) reasons.push(`matches the incident's component: ${compHit.slice(0, 3).join(', ')}`);
     }
-    const score = 0.45 * timing + 0.3 * riskScore + 0.25 * overlap;
+    const score = (0.45 * timing + 0.3 * riskScore + 0.25 * overlap) * (mismatch ? 0.5 : 1);
     out.push({ change: { ...change, risk }, score: Math.round(score * 1000) / 1000, reasons });
   }
   // Ties: the later change (closer to the onset) first, then by id for a stable order.
