@@ -40,6 +40,9 @@ function sitePage(api: string, key: string, path: string): string {
   if (path.startsWith('/docs/')) {
     return `<!doctype html><title>Docs</title>${tag()}<h1>Docs</h1><p>A page reached by a real link.</p>`;
   }
+  if (path.startsWith('/persist/')) {
+    return `<!doctype html><title>Persist</title>${tag(' data-persist="localStorage"')}<h1>Remembered visitor</h1>`;
+  }
   if (path.startsWith('/dnt/')) {
     return `<!doctype html><title>DNT</title>${tag(' data-respect-dnt="true"')}<h1>Do Not Track</h1>
 <button id="signup" onclick="causality.track('signup', {plan: 'dnt'})">Sign up</button>`;
@@ -203,6 +206,15 @@ describe('web tracker /t.js', () => {
       assert.equal(collects(), beforeDnt, 'nothing sent under Do Not Track');
       await dnt.close();
 
+      // data-persist="localStorage": the anonymous id (and the session) survive a reload.
+      const kept = await context.newPage();
+      await kept.goto(`${siteUrl}/persist/`);
+      await kept.waitForFunction(TRACKER_READY);
+      await kept.reload();
+      await kept.waitForFunction(TRACKER_READY);
+      const storedId = await kept.evaluate(`localStorage.getItem('causality_id')`);
+      await kept.close({ runBeforeUnload: true });
+
       // Wire format: text/plain JSON arrays of seed 003 collect events, the key in the query string.
       const first = sent[0]!;
       assert.equal(new URL(first.url).searchParams.get('key'), t.keys.appA);
@@ -210,7 +222,7 @@ describe('web tracker /t.js', () => {
       assert.ok(Array.isArray(first.body), `a JSON array: ${JSON.stringify(first.body)}`);
 
       // Every event, with SQL.
-      const expected = 6; // pageview /app/ ×2, pageview /app/pricing, signup, pageview /docs/, outbound
+      const expected = 8; // pageview /app/ ×2, pageview /app/pricing, signup, pageview /docs/, outbound, pageview /persist/ ×2
       const q = `SELECT type, path, url, referrer, utm_source, utm_medium, utm_campaign, user_id, device_id, session_id, props, browser
                  FROM events WHERE app_id = 'appA' ORDER BY ts, type`;
       let rows: unknown[][] = [];
@@ -241,9 +253,11 @@ describe('web tracker /t.js', () => {
           ['pageview', '/app/'],
           ['pageview', '/docs/'],
           ['outbound', '/docs/'],
+          ['pageview', '/persist/'],
+          ['pageview', '/persist/'],
         ],
       );
-      const [land, pricing, signup, back, docs, outbound] = events;
+      const [land, pricing, signup, back, docs, outbound, kept1, kept2] = events;
       // UTM columns from the full landing URL; later events keep the landing campaign in props.
       assert.deepEqual([land.utmSource, land.utmMedium, land.utmCampaign], ['newsletter', 'email', 'spring']);
       assert.equal(land.url, landing);
@@ -257,6 +271,7 @@ describe('web tracker /t.js', () => {
       assert.equal(docs.referrer, landing, 'document.referrer of the real navigation');
       assert.equal(docs.userId, null);
       assert.deepEqual([outbound.deviceId, outbound.props], [docs.deviceId, { to: 'https://elsewhere.example/' }]);
+      assert.deepEqual([kept1.deviceId, kept2.deviceId, kept2.sessionId], [storedId, storedId, kept1.sessionId], 'persisted id and session');
       assert.ok(events.every((e) => e.browser === 'Chrome' || e.browser === 'Chromium'), `browser from the user agent: ${events.map((e) => e.browser)}`);
       const dntRows = await t.sql(`SELECT count(*) FROM events WHERE props LIKE ${lit('%"dnt"%')}`);
       assert.deepEqual(dntRows.rows, [[0]]);
