@@ -31,7 +31,7 @@ const MAX_POINTS_PER_REQUEST = 100_000;
 
 const timeValue = z.union([z.string().min(1), z.number()]);
 const pointSchema = z.object({ timestamp: timeValue, value: z.number(), labels: z.record(z.string(), z.string()).optional() });
-const pushSchema = z.union([z.object({ points: z.array(pointSchema).min(1).max(MAX_POINTS_PER_REQUEST), labels: z.record(z.string(), z.string()).optional() }), pointSchema]);
+const batchSchema = z.object({ points: z.array(pointSchema).min(1).max(MAX_POINTS_PER_REQUEST), labels: z.record(z.string(), z.string()).optional() });
 const definitionSchema = z.object({ name: z.string().regex(SERIES_NAME), sql: z.string().min(1).max(20_000), interval: z.union([z.string(), z.number()]), appId: z.string().optional() });
 const changesBody = z.union([z.object({ changes: z.array(z.unknown()).min(1).max(10_000) }), z.record(z.string(), z.unknown())]);
 const impactSchema = z.object({
@@ -95,7 +95,9 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
 
   app.post('/v1/series/:name', async (req, reply) => {
     const name = seriesName(req);
-    const parsed = pushSchema.safeParse(req.body);
+    // {points:[…]} or one point; validated against the one it is, so errors name the right field.
+    const isBatch = !!req.body && typeof req.body === 'object' && 'points' in req.body;
+    const parsed = isBatch ? batchSchema.safeParse(req.body) : pointSchema.safeParse(req.body);
     if (!parsed.success) invalid(parsed.error.issues, 'points');
     const { appId } = scopeOf(req);
     const body = parsed.data;

@@ -64,17 +64,19 @@ export class SeriesScheduler {
   /** Evaluates every due definition once (also callable directly, e.g. from tests). */
   tick(): Promise<void> {
     if (this.running) return this.running;
-    this.running = (async () => {
-      try {
-        for (const def of this.opts.store.listDefinitions()) {
-          if (def.lastRunAt !== null && def.lastRunAt + def.intervalMs > this.now()) continue;
-          await this.evaluate(def);
-        }
-      } finally {
-        this.running = null;
-      }
-    })();
-    return this.running;
+    // Cleared in a later microtask, after the assignment, even when nothing was due (the body then never awaits).
+    const p: Promise<void> = this.runDue().finally(() => {
+      if (this.running === p) this.running = null;
+    });
+    this.running = p;
+    return p;
+  }
+
+  private async runDue(): Promise<void> {
+    for (const def of this.opts.store.listDefinitions()) {
+      if (def.lastRunAt !== null && def.lastRunAt + def.intervalMs > this.now()) continue;
+      await this.evaluate(def);
+    }
   }
 
   private async evaluate(def: SeriesDefinition): Promise<void> {
