@@ -40,6 +40,10 @@ export interface Config {
   retentionBytes: number;
   backgroundNice: number;
   logLevel: string;
+  /** Live rules (YAML/JSON), hot-reloaded by the detector and written by the rules API. */
+  rulesDir: string;
+  detectorEnabled: boolean;
+  detectorSnapshotMs: number;
 }
 
 export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string, doc: string]> = [
@@ -69,6 +73,9 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['LOG_RETENTION_BYTES', 'retentionBytes', '0 (unlimited)', 'bus retention by size'],
   ['BACKGROUND_NICE', 'backgroundNice', '19', 'Linux: nice value of the warehouse sink\'s thread and the DuckDB threads it starts (ingest keeps its priority); 0 = off'],
   ['LOG_LEVEL', 'logLevel', 'info', 'pino log level'],
+  ['RULES_DIR', 'rulesDir', '<dataDir>/rules', 'detection rules (YAML/JSON), hot-reloaded; seeded from the shipped `rules/` when absent'],
+  ['DETECTOR', 'detector', 'on', '`off` runs no detector in this process'],
+  ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '10s', 'how often the detector snapshots its models (a restart replays the log since)'],
 ];
 
 /** Parses `500ms`, `1s`, `30s`, `5m`, `1h` or a bare number of milliseconds. */
@@ -113,6 +120,9 @@ const fileSchema = z
     retentionBytes: z.number().int().min(0),
     backgroundNice: z.number().int().min(0).max(19),
     logLevel: z.string(),
+    rulesDir: z.string(),
+    detector: z.union([z.boolean(), z.enum(['on', 'off'])]),
+    detectorSnapshotInterval: z.union([z.string(), z.number()]),
   })
   .partial();
 
@@ -223,6 +233,9 @@ export function loadConfig(
     retentionBytes: int(env.LOG_RETENTION_BYTES, file.retentionBytes, 0),
     backgroundNice: int(env.BACKGROUND_NICE, file.backgroundNice, 19),
     logLevel: env.LOG_LEVEL ?? file.logLevel ?? 'info',
+    rulesDir: resolve(env.RULES_DIR ?? file.rulesDir ?? join(dataDir, 'rules')),
+    detectorEnabled: ![false, 'off'].includes(env.DETECTOR ?? file.detector ?? 'on'),
+    detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),
   };
   return { config, createdDevConfig };
 }

@@ -29,6 +29,12 @@ import { DuckEngine } from './warehouse/duckdb.js';
 import { LocalWarehouseFiles } from './warehouse/files.js';
 import { ConsumerThread } from './bus/consumer-thread.js';
 import { SINK_CONSUMER } from './warehouse/sink.js';
+import { SqliteAnomalyStore } from './detect/anomaly-store.js';
+import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
+import type { DetectorWorkerData } from './detect/detector-worker.js';
+import { registerDetectRoutes } from './detect/routes.js';
+import { seedRulesDir } from './detect/rules-loader.js';
+import { openSqlite } from './state/sqlite.js';
 import type { SinkWorkerData } from './warehouse/sink-worker.js';
 import { Warehouse } from './warehouse/warehouse.js';
 
@@ -41,6 +47,9 @@ export interface RunningNode {
   queries: QueryService;
   metrics: Metrics;
   log: Logger;
+  /** The detector's thread (null with DETECTOR=off) and the anomalies it stored. */
+  detector: ConsumerThread<DetectorWorkerData> | null;
+  anomalies: SqliteAnomalyStore;
   /** Every route registered, as `METHOD /path` (the OpenAPI test checks each is documented). */
   routes: string[];
   /** Flushes everything accepted so far to the warehouse (tests, CLI). */
@@ -124,6 +133,22 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     },
   });
   await sink.start();
+
+  // Detection: the detector consumes the log in its own thread; the API reads its anomalies from the state store.
+  const statePath = join(config.dataDir, 'state.db');
+  const stateDb = openSqlite(statePath);
+  const anomalies = new SqliteAnomalyStore(stateDb);
+  seedRulesDir(config.rulesDir);
+  const detector = config.detectorEnabled
+    ? new ConsumerThread<DetectorWorkerData>({
+        consumer: DETECTOR_CONSUMER,
+        workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
+        bus,
+        log,
+        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.backgroundNice, snapshotEveryMs: config.detectorSnapshotMs },
+      })
+    : null;
+  await detector?.start();
   // The query engine (and compaction) share one DuckDB on this thread; the sink has its own in its worker.
   const engine = await DuckEngine.create({ allowedDirectories: [warehouseDir, stagingDir] });
   const warehouse = new Warehouse(engine, files, () => sink.committedOffset, join(stagingDir, 'compact'), metrics, log);
@@ -190,18 +215,21 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     registerIngestRoutes(ingest, { config, metrics, ingestEvents, authenticate, checkPool });
   });
   registerQueryRoutes(app, { config, queries, authenticate });
+  registerDetectRoutes(app, { anomalies, rulesDir: config.rulesDir, authenticate });
   registerTrackerRoutes(app);
 
   app.get('/healthz', async () => ({
     status: 'ok',
     bus: { endOffset: bus.endOffset(), startOffset: bus.startOffset() },
     sink: { committedOffset: sink.committedOffset, lag: bus.endOffset() - sink.committedOffset },
+    detector: detector ? { committedOffset: detector.committedOffset, lag: bus.endOffset() - detector.committedOffset } : null,
   }));
   app.get('/metrics', async (_req, reply) => {
     metrics.busEndOffset.set(bus.endOffset());
-    metrics.consumerLag.set({ consumer: 'warehouse-sink' }, bus.endOffset() - sink.committedOffset);
+    metrics.consumerLag.set({ consumer: SINK_CONSUMER }, bus.endOffset() - sink.committedOffset);
+    if (detector) metrics.consumerLag.set({ consumer: DETECTOR_CONSUMER }, bus.endOffset() - detector.committedOffset);
     reply.header('content-type', metrics.registry.contentType);
-    const merged = AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), await sink.metricsJson()]);
+    const merged = AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), await sink.metricsJson(), ...(detector ? [await detector.metricsJson()] : [])]);
     return merged.metrics();
   });
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics', openapi: '/openapi.json', proto: '/proto/events.proto' }));
@@ -228,6 +256,8 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     metrics,
     log,
     routes,
+    detector,
+    anomalies,
     async flush() {
       await sink.drainTo(bus.endOffset());
     },
@@ -238,7 +268,9 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
       await checkPool.close();
       await sink.stop(); // flushes what is on the bus to Parquet
+      await detector?.stop(); // snapshots its models
       await bus.close();
+      stateDb.close();
       queries.close();
       engine.close();
       log.info('causality stopped');

@@ -36,8 +36,8 @@ export interface AnomalyPage {
 }
 
 export interface AnomalyStore {
-  /** Inserts anomalies; an id already stored is left as it is. Returns how many were new. */
-  insert(anomalies: readonly Anomaly[]): Promise<number>;
+  /** Inserts anomalies in one transaction; an id already stored is left as it is. Returns the ones that were new. */
+  insert(anomalies: readonly Anomaly[]): Promise<Anomaly[]>;
   /** Newest first (event time, then id). */
   list(filter?: AnomalyFilter, page?: { limit?: number; cursor?: string | null }): Promise<AnomalyPage>;
   get(id: string): Promise<StoredAnomaly | null>;
@@ -166,12 +166,12 @@ export class SqliteAnomalyStore implements AnomalyStore {
     this.statusStmt = db.prepare('UPDATE anomalies SET status = ?, updated_at = ? WHERE id = ?');
   }
 
-  async insert(anomalies: readonly Anomaly[]): Promise<number> {
+  async insert(anomalies: readonly Anomaly[]): Promise<Anomaly[]> {
     const now = this.now();
-    let added = 0;
+    const added: Anomaly[] = [];
     this.db.transaction(() => {
       for (const a of anomalies) {
-        added += this.insertStmt.run({
+        const { changes } = this.insertStmt.run({
           id: a.id,
           appId: a.appId,
           entityType: a.entityType,
@@ -190,7 +190,8 @@ export class SqliteAnomalyStore implements AnomalyStore {
           eventIds: JSON.stringify(a.eventIds),
           details: JSON.stringify(a.details),
           now,
-        }).changes;
+        });
+        if (changes > 0) added.push(a);
       }
     })();
     return added;

@@ -1,6 +1,7 @@
 // Rules from a directory of YAML/JSON files, with hot reload: fs.watch, debounced; a file that fails to parse or
 // compile keeps its previous rules (the others update) and the error is reported with the file and field.
-import { readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, watch, type FSWatcher } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { compileRules, type CompiledRule } from './rules-engine.js';
 import { RuleError, parseRulesText } from './rules-schema.js';
@@ -104,4 +105,13 @@ export function watchRules(
       watcher = null;
     },
   };
+}
+
+/** The rules shipped with the package (rules/ at the repository root). */
+export const SHIPPED_RULES_DIR = fileURLToPath(new URL('../../../rules', import.meta.url));
+
+/** A live rules directory starts as a copy of the shipped rules (then it is the user's: never overwritten). */
+export function seedRulesDir(dir: string): void {
+  if (existsSync(dir)) return;
+  cpSync(SHIPPED_RULES_DIR, dir, { recursive: true });
 }

@@ -1,0 +1,88 @@
+// Worker-thread entry of the detector: consumes the log (through the main thread), scores events with the engine and
+// the hot-reloaded rules, stores anomalies and snapshots in the state store. Runs at the background priority: under an
+// ingest burst it lags (the log holds the events) rather than slowing acknowledgements.
+import { setPriority } from 'node:os';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { Histogram, Counter, Gauge, Registry } from 'prom-client';
+import { RemoteBus } from '../bus/bus-port.js';
+import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
+import { createLogger } from '../obs/logger.js';
+import { openSqlite } from '../state/sqlite.js';
+import { SqliteAnomalyStore, SqliteSnapshotStore } from './anomaly-store.js';
+import { DetectorConsumer } from './detector-consumer.js';
+import { DetectionEngine } from './engine.js';
+import { watchRules } from './rules-loader.js';
+
+export interface DetectorWorkerData {
+  statePath: string;
+  rulesDir: string;
+  logLevel: string;
+  nice: number;
+  snapshotEveryMs: number;
+}
+
+async function main(): Promise<void> {
+  const d = workerData as DetectorWorkerData & { busPort: MessagePort };
+  const port = parentPort!;
+  try {
+    if (d.nice > 0) setPriority(0, d.nice);
+  } catch {
+    /* not permitted: normal priority */
+  }
+  const log = createLogger(d.logLevel, 'causality-detector');
+  const registry = new Registry();
+  const latency = new Histogram({
+    name: 'causality_detector_latency_seconds',
+    help: 'server receipt of an event → its anomaly stored',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  });
+  const stored = new Counter({ name: 'causality_anomalies_stored_total', help: 'anomalies stored, by source and severity', labelNames: ['source', 'severity'], registers: [registry] });
+  const events = new Gauge({ name: 'causality_detector_events', help: 'events scored since start', registers: [registry] });
+  const rulesGauge = new Gauge({ name: 'causality_detector_rules', help: 'rules in force', registers: [registry] });
+  const ruleErrors = new Counter({ name: 'causality_detector_rule_errors_total', help: 'rule files that failed to load (previous rules kept)', registers: [registry] });
+
+  const db = openSqlite(d.statePath);
+  const engine = new DetectionEngine();
+  const watcher = watchRules(d.rulesDir, {
+    onRules: (rules) => {
+      engine.setRules(rules);
+      rulesGauge.set(rules.length);
+      log.info({ rules: rules.length, dir: d.rulesDir }, 'detector: rules loaded');
+    },
+    onError: (err) => {
+      ruleErrors.inc();
+      log.error({ file: err.file, error: err.message }, 'detector: a rules file failed; its previous rules stay in force');
+    },
+  });
+  const consumer = new DetectorConsumer({
+    bus: await RemoteBus.connect(d.busPort),
+    engine,
+    anomalies: new SqliteAnomalyStore(db),
+    snapshots: new SqliteSnapshotStore(db),
+    log,
+    snapshotEveryMs: d.snapshotEveryMs,
+    onStored: (fresh, ms) => {
+      for (let i = 0; i < fresh.length; i++) {
+        latency.observe(ms[i]! / 1000);
+        stored.inc({ source: fresh[i]!.source, severity: fresh[i]!.severity });
+      }
+    },
+  });
+  await consumer.start();
+  port.on('message', async (m: { type: string }) => {
+    if (m.type === 'metrics') {
+      events.set(consumer.stats.events);
+      port.postMessage({ type: 'metrics', json: await registry.getMetricsAsJSON() } satisfies ConsumerWorkerMessage);
+    }
+    if (m.type === 'stop') {
+      watcher.close();
+      await consumer.stop();
+      db.close();
+      port.postMessage({ type: 'stopped' } satisfies ConsumerWorkerMessage);
+    }
+  });
+  port.postMessage({ type: 'ready' } satisfies ConsumerWorkerMessage);
+}
+
+main().catch((err: Error) => parentPort!.postMessage({ type: 'fatal', message: err.stack ?? err.message } satisfies ConsumerWorkerMessage));
