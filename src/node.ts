@@ -29,7 +29,7 @@ import { DuckEngine } from './warehouse/duckdb.js';
 import { LocalWarehouseFiles } from './warehouse/files.js';
 import { ConsumerThread } from './bus/consumer-thread.js';
 import { SINK_CONSUMER } from './warehouse/sink.js';
-import { SqliteAnomalyStore } from './detect/anomaly-store.js';
+import { anomalyTable, SqliteAnomalyStore } from './detect/anomaly-store.js';
 import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
 import type { DetectorWorkerData } from './detect/detector-worker.js';
 import { registerDetectRoutes } from './detect/routes.js';
@@ -153,6 +153,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const engine = await DuckEngine.create({ allowedDirectories: [warehouseDir, stagingDir] });
   const warehouse = new Warehouse(engine, files, () => sink.committedOffset, join(stagingDir, 'compact'), metrics, log);
   const queries = new QueryService(engine, warehouse, metrics);
+  queries.addSideTable('anomalies', anomalyTable(anomalies));
 
   const compactTimer = setInterval(() => {
     warehouse.compact(config.compactMinFiles).catch((err) => log.error({ err }, 'compaction failed'));

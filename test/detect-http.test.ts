@@ -47,6 +47,15 @@ describe('detection over HTTP', () => {
     assert.equal(forbidden.status, 403);
     const badCursor = await t.get('/v1/anomalies?cursor=nonsense', { key: t.keys.appA });
     assert.equal(badCursor.status, 400);
+    // SQL beside events: the anomaly joins its triggering events; an app key sees its own app's anomalies only.
+    await t.node.flush();
+    const joined = await t.sql(
+      `SELECT a.source, a.severity, count(e.event_id)::INT FROM anomalies a JOIN events e ON list_contains(a.event_ids, e.event_id::VARCHAR) WHERE a.id = '${a.id}' GROUP BY ALL`,
+      t.keys.appA,
+    );
+    assert.deepEqual(joined.rows, [[a.source, a.severity, a.eventIds.length]]);
+    const scoped = await t.sql(`SELECT count(*)::INT FROM anomalies`, t.keys.appB);
+    assert.deepEqual(scoped.rows, [[0]]);
     // Acknowledge it.
     const ack = await t.post(`/v1/anomalies/${a.id}/status`, { status: 'acknowledged' }, { key: t.keys.appA });
     assert.equal(ack.status, 200);

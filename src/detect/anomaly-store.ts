@@ -288,3 +288,31 @@ export class SqliteSnapshotStore implements SnapshotStore {
     return r ? { data: r.data, position: r.position, events: r.events, savedAt: r.saved_at } : null;
   }
 }
+
+/** The newest anomalies as the SQL table `anomalies` (beside `events`; an app key sees its app only). */
+export function anomalyTable(store: AnomalyStore, maxRows = 100_000) {
+  return {
+    columns: {
+      id: 'VARCHAR', app_id: 'VARCHAR', entity_type: 'VARCHAR', entity_id: 'VARCHAR', device_id: 'VARCHAR', user_id: 'VARCHAR',
+      session_id: 'VARCHAR', ip_hash: 'VARCHAR', ts: 'TIMESTAMP', score: 'DOUBLE', severity: 'VARCHAR', source: 'VARCHAR',
+      category: 'VARCHAR', explanation: 'VARCHAR', status: 'VARCHAR', event_ids: 'VARCHAR[]', details: 'JSON', created_at: 'TIMESTAMP',
+    },
+    async rows(appId: string | null) {
+      const out: Array<Record<string, unknown>> = [];
+      let cursor: string | null = null;
+      do {
+        const page = await store.list(appId ? { appId } : {}, { limit: 1000, cursor });
+        for (const a of page.items) {
+          out.push({
+            id: a.id, app_id: a.appId, entity_type: a.entityType, entity_id: a.entityId, device_id: a.deviceId, user_id: a.userId,
+            session_id: a.sessionId, ip_hash: a.ipHash, ts: new Date(a.ts).toISOString(), score: a.score, severity: a.severity,
+            source: a.source, category: a.category, explanation: a.explanation, status: a.status, event_ids: a.eventIds,
+            details: a.details, created_at: new Date(a.createdAt).toISOString(),
+          });
+        }
+        cursor = page.nextCursor;
+      } while (cursor && out.length < maxRows);
+      return out;
+    },
+  };
+}

@@ -37,15 +37,35 @@ export function toJsonValue(v: unknown, type = ''): unknown {
   return v;
 }
 
+/** Rows of a table kept outside the warehouse, as JSON objects with these DuckDB column types, for one app or all. */
+export interface SideTable {
+  columns: Record<string, string>;
+  rows(appId: string | null): Promise<Array<Record<string, unknown>>>;
+}
+
+/** Replaces the connection's temp table with the current rows (one parameter: no file, no extension). */
+async function loadSideTable(conn: DuckDBConnection, name: string, table: SideTable, appId: string | null): Promise<void> {
+  const struct = `STRUCT(${Object.entries(table.columns).map(([c, t]) => `"${c}" ${t}`).join(', ')})`;
+  const json = JSON.stringify(await table.rows(appId));
+  await conn.run(`CREATE OR REPLACE TEMP TABLE ${name} AS SELECT unnest(CAST(json($1) AS ${struct}[]), recursive := true)`, [json]);
+}
+
 export class QueryService {
   private readonly idle: DuckDBConnection[] = [];
   private readonly viewOf = new WeakMap<DuckDBConnection, string>();
+
+  private readonly sideTables = new Map<string, SideTable>();
 
   constructor(
     private readonly engine: DuckEngine,
     private readonly warehouse: Warehouse,
     private readonly metrics: Metrics,
   ) {}
+
+  /** A table from another store (the state store's anomalies), loaded into the connection when a query reads it. */
+  addSideTable(name: string, table: SideTable): void {
+    this.sideTables.set(name, table);
+  }
 
   private async acquire(): Promise<DuckDBConnection> {
     return this.idle.pop() ?? (await this.engine.connect());
@@ -56,13 +76,15 @@ export class QueryService {
     else conn.closeSync();
   }
 
-  async guard(conn: DuckDBConnection, sql: string): Promise<void> {
+  /** Checks the query; returns the product tables it reads. */
+  async guard(conn: DuckDBConnection, sql: string): Promise<Set<string>> {
     const r = await conn.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
     const verdict = checkSerializedSql(String(r.getRows()[0]?.[0] ?? ''));
     if (!verdict.ok) {
       this.metrics.queryRefused.inc({ reason: verdict.code });
       throw new HttpError(400, verdict.code, verdict.message, 'sql');
     }
+    return verdict.tables;
   }
 
   async run(sql: string, opts: QueryOptions): Promise<QueryResult> {
@@ -72,7 +94,11 @@ export class QueryService {
     const conn = await this.acquire();
     let healthy = true;
     try {
-      await this.guard(conn, sql);
+      const tables = await this.guard(conn, sql);
+      for (const name of tables) {
+        const side = this.sideTables.get(name);
+        if (side) await loadSideTable(conn, name, side, opts.appId ?? null);
+      }
       const relation = await this.warehouse.eventsRelation({ ...opts.files, appId: opts.appId });
       if (this.viewOf.get(conn) !== relation) {
         await conn.run(`CREATE OR REPLACE TEMP VIEW events AS ${relation}`);

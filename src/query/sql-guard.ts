@@ -3,12 +3,12 @@
 // Refused: writes, DDL, settings, PRAGMA, file/URL readers (table functions, replacement scans), catalogs.
 // DuckDB itself also runs with external access off and its configuration locked (defence in depth).
 
-export const QUERYABLE_TABLES = new Set(['events']);
+export const QUERYABLE_TABLES = new Set(['events', 'anomalies']);
 const ALLOWED_TABLE_FUNCTIONS = new Set(['range', 'generate_series', 'unnest']);
 const PLAIN_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DENIED_FUNCTIONS = new Set(['getenv', 'current_setting', 'read_text', 'read_blob', 'query', 'query_table']);
 
-export type GuardResult = { ok: true } | { ok: false; code: 'read_only' | 'sql_error' | 'forbidden_table' | 'forbidden_function'; message: string };
+export type GuardResult = { ok: true; tables: Set<string> } | { ok: false; code: 'read_only' | 'sql_error' | 'forbidden_table' | 'forbidden_function'; message: string };
 
 interface Node {
   [k: string]: unknown;
@@ -33,7 +33,8 @@ export function checkSerializedSql(serialized: string): GuardResult {
 
   const cteNames = new Set<string>();
   collectCteNames(statements[0], cteNames);
-  let verdict: GuardResult = { ok: true };
+  const tables = new Set<string>();
+  let verdict: GuardResult = { ok: true, tables };
   walk(statements[0], (node) => {
     if (!verdict.ok) return;
     if (node.type === 'BASE_TABLE') {
@@ -46,7 +47,7 @@ export function checkSerializedSql(serialized: string): GuardResult {
         verdict = { ok: false, code: 'forbidden_table', message: `table names must be plain identifiers: "${name}"` };
       } else if (!QUERYABLE_TABLES.has(name.toLowerCase()) && !cteNames.has(name.toLowerCase())) {
         verdict = { ok: false, code: 'forbidden_table', message: `unknown table "${name}"; queryable: ${[...QUERYABLE_TABLES].join(', ')}` };
-      }
+      } else if (!cteNames.has(name.toLowerCase())) tables.add(name.toLowerCase());
     } else if (node.type === 'TABLE_FUNCTION') {
       const fn = node.function as Node | undefined;
       const name = String(fn?.function_name ?? '').toLowerCase();
