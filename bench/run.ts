@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import Table from 'cli-table3';
 import { ROOT, runIngestBench, type IngestReport } from './ingest.js';
 import { runWarehouseBench, type QueryRow, type WarehouseReport } from './warehouse.js';
+import { benchDetector, type DetectBenchReport } from './detect.js';
+import { runDetectLatencyBench, type DetectLatencyReport } from './detect-latency.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -31,11 +33,12 @@ function listEnv(name: string, def: number[]): number[] {
   return list;
 }
 
-function parseOnly(argv: string[]): 'ingest' | 'warehouse' | null {
+type Part = 'ingest' | 'warehouse' | 'detect';
+function parseOnly(argv: string[]): Part | null {
   const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
   if (i < 0) return null;
   const v = argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
-  if (v !== 'ingest' && v !== 'warehouse') throw new Error(`--only takes ingest or warehouse, got ${v}`);
+  if (v !== 'ingest' && v !== 'warehouse' && v !== 'detect') throw new Error(`--only takes ingest, warehouse or detect, got ${v}`);
   return v;
 }
 
@@ -55,6 +58,7 @@ interface Results {
   notes: string[];
   ingest?: IngestReport;
   warehouse?: WarehouseReport;
+  detect?: { detector: DetectBenchReport; latency: DetectLatencyReport };
 }
 
 const n = (v: number) => v.toLocaleString('en-US');
@@ -167,7 +171,7 @@ async function main(): Promise<void> {
   const tmpDir = await mkdtemp(join(os.tmpdir(), 'causality-bench-'));
   say(`causality bench: ${cpus.length} × ${results.machine.model}, node ${process.version}; data in ${tmpDir}`);
   try {
-    if (only !== 'warehouse') {
+    if (only === null || only === 'ingest') {
       say(`\n== ingest (${seconds} s per phase) ==`);
       const ing = await runIngestBench({
         seconds,
@@ -188,7 +192,17 @@ async function main(): Promise<void> {
       }
       await rm(join(tmpDir, 'ingest'), { recursive: true, force: true });
     }
-    if (only !== 'ingest') {
+    if (only === null || only === 'detect') {
+      say('\n== detection ==');
+      const detector = await benchDetector();
+      say(`  detector on one core: ${n(detector.eventsPerSecond)} events/s (models only ${n(detector.modelsOnlyEventsPerSecond)})`);
+      const latency = await runDetectLatencyBench({ tmpDir, say });
+      results.detect = { detector, latency };
+      results.bars.push({ name: 'detector events/s on one core (models + shipped rules)', value: detector.eventsPerSecond, unit: 'ev/s', target: '≥ 100,000', pass: detector.eventsPerSecond >= 100_000 });
+      results.bars.push({ name: `ingest → stored anomaly p99 at ${n(latency.rate)} ev/s (${latency.anomaliesStored} anomalies)`, value: latency.p99Ms, unit: 'ms', target: '< 500', pass: latency.anomaliesStored > 0 && latency.p99Ms < 500 });
+      results.notes.push(`Ingest → anomaly p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms (interpolated within the detector's latency histogram buckets).`);
+    }
+    if (only === null || only === 'warehouse') {
       say(`\n== warehouse + queries (${events.toLocaleString('en-US')} events) ==`);
       const wh = await runWarehouseBench({ events, days: 30, devices: 20_000, runs: queryRuns, tmpDir, say });
       results.warehouse = wh;

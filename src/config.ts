@@ -44,6 +44,7 @@ export interface Config {
   rulesDir: string;
   detectorEnabled: boolean;
   detectorSnapshotMs: number;
+  detectorNice: number;
 }
 
 export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string, doc: string]> = [
@@ -75,6 +76,7 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['LOG_LEVEL', 'logLevel', 'info', 'pino log level'],
   ['RULES_DIR', 'rulesDir', '<dataDir>/rules', 'detection rules (YAML/JSON), hot-reloaded; seeded from the shipped `rules/` when absent'],
   ['DETECTOR', 'detector', 'on', '`off` runs no detector in this process'],
+  ['DETECTOR_NICE', 'detectorNice', '0', 'Linux: nice value of the detector thread; 0 keeps ingest → anomaly latency low, higher values favour ingest under bursts'],
   ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '10s', 'how often the detector snapshots its models (a restart replays the log since)'],
 ];
 
@@ -123,6 +125,7 @@ const fileSchema = z
     rulesDir: z.string(),
     detector: z.union([z.boolean(), z.enum(['on', 'off'])]),
     detectorSnapshotInterval: z.union([z.string(), z.number()]),
+    detectorNice: z.number().int().min(0).max(19),
   })
   .partial();
 
@@ -235,6 +238,7 @@ export function loadConfig(
     logLevel: env.LOG_LEVEL ?? file.logLevel ?? 'info',
     rulesDir: resolve(env.RULES_DIR ?? file.rulesDir ?? join(dataDir, 'rules')),
     detectorEnabled: ![false, 'off'].includes(env.DETECTOR ?? file.detector ?? 'on'),
+    detectorNice: int(env.DETECTOR_NICE, file.detectorNice, 0),
     detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),
   };
   return { config, createdDevConfig };

@@ -33,6 +33,10 @@ import { anomalyTable, SqliteAnomalyStore } from './detect/anomaly-store.js';
 import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
 import type { DetectorWorkerData } from './detect/detector-worker.js';
 import { registerDetectRoutes } from './detect/routes.js';
+import { registerCausalRoutes } from './causal/routes.js';
+import { SeriesScheduler } from './causal/scheduler.js';
+import { CausalService } from './causal/service.js';
+import { SqliteCausalStore } from './causal/store.js';
 import { seedRulesDir } from './detect/rules-loader.js';
 import { openSqlite } from './state/sqlite.js';
 import type { SinkWorkerData } from './warehouse/sink-worker.js';
@@ -145,7 +149,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
         workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
         bus,
         log,
-        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.backgroundNice, snapshotEveryMs: config.detectorSnapshotMs },
+        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs },
       })
     : null;
   await detector?.start();
@@ -217,6 +221,14 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   });
   registerQueryRoutes(app, { config, queries, authenticate });
   registerDetectRoutes(app, { anomalies, rulesDir: config.rulesDir, authenticate });
+  // Metric crashes: series (pushed, or SQL over the warehouse on a schedule), changes, incidents, impact.
+  const runSql = async (sql: string, appId?: string) =>
+    queries.run(sql, { appId: appId ?? null, rowLimit: config.queryRowLimit, timeoutMs: config.queryTimeoutMs, endpoint: 'series' });
+  const causalStore = new SqliteCausalStore(stateDb);
+  const causal = new CausalService({ store: causalStore, log });
+  registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal });
+  const seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
+  seriesScheduler.start();
   registerTrackerRoutes(app);
 
   app.get('/healthz', async () => ({
@@ -266,6 +278,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       if (closed) return;
       closed = true;
       clearInterval(compactTimer);
+      await seriesScheduler.stop();
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
       await checkPool.close();
       await sink.stop(); // flushes what is on the bus to Parquet

@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { HttpError } from '../http/errors.js';
+import { addRouteDocs } from '../http/openapi.js';
 import type { Principal } from '../ingest/edge.js';
 import { ChangeError, changeInputSchema, normaliseChange, parseTime, type ChangeInput } from './changes.js';
 import { ImpactError } from './impact.js';
@@ -48,6 +49,20 @@ const impactSchema = z.object({
   changes: z.array(z.unknown()).max(10_000).optional(),
   lookback: timeValue.optional(),
 });
+
+addRouteDocs(
+  { method: 'POST', path: '/v1/series/:name', tag: 'metrics', summary: 'Push points of a business series (one point or {points})', body: z.union([pointSchema, batchSchema]) },
+  { method: 'POST', path: '/v1/series', tag: 'metrics', summary: 'Define a series as SQL over the warehouse, evaluated on a schedule', body: definitionSchema },
+  { method: 'GET', path: '/v1/series', tag: 'metrics', summary: 'Series and their definitions' },
+  { method: 'GET', path: '/v1/series/:name', tag: 'metrics', summary: 'Points of a series (from, to, segment)' },
+  { method: 'POST', path: '/v1/changes', tag: 'changes', summary: 'Record change events (deploys, commits, tickets); idempotent on id', body: changesBody },
+  { method: 'GET', path: '/v1/changes', tag: 'changes', summary: 'Change events with their risk (from, to, limit)' },
+  { method: 'POST', path: '/v1/changes/webhooks/:source', tag: 'changes', summary: 'GitHub, Jira, Slack or Jenkins webhook payloads as change events' },
+  { method: 'GET', path: '/v1/incidents', tag: 'metrics', summary: 'Metric crashes (status filter)' },
+  { method: 'GET', path: '/v1/incidents/:id', tag: 'metrics', summary: 'One incident: onset, ranked candidate changes, impact' },
+  { method: 'POST', path: '/v1/incidents/:id/analyze', tag: 'metrics', summary: 'Re-run root cause and impact for an incident' },
+  { method: 'POST', path: '/v1/impact', tag: 'metrics', summary: 'Counterfactual impact of a change at a time, with 95 % intervals and ranked candidates', body: impactSchema },
+);
 
 /** `30s`, `5m`, `1h`, `1d` or milliseconds. */
 export function parseInterval(v: string | number): number {

@@ -34,7 +34,7 @@ async function main(): Promise<void> {
   const latency = new Histogram({
     name: 'causality_detector_latency_seconds',
     help: 'server receipt of an event → its anomaly stored',
-    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1, 2, 5],
     registers: [registry],
   });
   const stored = new Counter({ name: 'causality_anomalies_stored_total', help: 'anomalies stored, by source and severity', labelNames: ['source', 'severity'], registers: [registry] });
