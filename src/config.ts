@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { APP_ID_PATTERN } from './event/envelope.js';
+import { endpointInputSchema, type EndpointInput } from './react/webhook.js';
 
 export interface AppConfig {
   appId: string;
@@ -40,6 +41,14 @@ export interface Config {
   retentionBytes: number;
   backgroundNice: number;
   logLevel: string;
+  /** Webhook endpoints from the config file / CAUSALITY_WEBHOOKS (read-only over the API), and delivery knobs. */
+  webhooks: Array<EndpointInput & { id: string; secret: string }>;
+  dispatcherWorkers: number;
+  webhookTimeoutMs: number;
+  webhookMaxAttempts: number;
+  webhookBackoffBaseMs: number;
+  webhookBackoffMaxMs: number;
+  webhookGroupWindowMs: number;
   /** Live rules (YAML/JSON), hot-reloaded by the detector and written by the rules API. */
   rulesDir: string;
   detectorEnabled: boolean;
@@ -82,6 +91,13 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
 
 /** Parses `500ms`, `1s`, `30s`, `5m`, `1h` or a bare number of milliseconds. */
 export function parseDuration(v: string | number): number {
+  ['CAUSALITY_WEBHOOKS', 'webhooks', '(none)', 'webhook endpoints (a JSON array in the environment, a list in the file): `id`, `url`, `secret`, `format`, `filters`, `enabled`; see Reactions'],
+  ['DISPATCHER_WORKERS', 'dispatcherWorkers', '4', 'webhook deliveries sent at once by this process; 0 runs no dispatcher here'],
+  ['WEBHOOK_TIMEOUT', 'webhookTimeout', '10s', 'a webhook attempt without an answer by then has failed (and is retried)'],
+  ['WEBHOOK_MAX_ATTEMPTS', 'webhookMaxAttempts', '12', 'attempts before a delivery moves to the dead letters'],
+  ['WEBHOOK_BACKOFF_BASE', 'webhookBackoffBase', '1s', 'first retry delay; doubles per attempt, with jitter'],
+  ['WEBHOOK_BACKOFF_MAX', 'webhookBackoffMax', '10m', 'longest retry delay (a longer `Retry-After` is honoured up to 1 h)'],
+  ['WEBHOOK_GROUP_WINDOW', 'webhookGroupWindow', '60s', 'per endpoint + entity + source: the first anomaly alerts at once, the rest of the window become one alert with a count; 0 = no grouping'],
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
   if (!m) throw new Error(`not a duration: ${v} (use e.g. 500ms, 1s, 30s, 5m)`);
@@ -94,6 +110,9 @@ const appSchema = z.object({
   appId: z.string().regex(APP_ID_PATTERN),
   key: z.string().min(8),
   hmacSecret: z.string().min(8).optional(),
+/** A webhook endpoint of the config file: as over the API, but with its id and secret given (receivers verify with it). */
+const configEndpointSchema = endpointInputSchema.extend({ id: endpointInputSchema.shape.id.unwrap(), secret: z.string().min(16, 'at least 16 characters') });
+
 });
 
 const fileSchema = z
@@ -126,6 +145,13 @@ const fileSchema = z
     detector: z.union([z.boolean(), z.enum(['on', 'off'])]),
     detectorSnapshotInterval: z.union([z.string(), z.number()]),
     detectorNice: z.number().int().min(0).max(19),
+    webhooks: z.array(configEndpointSchema),
+    dispatcherWorkers: z.number().int().min(0).max(256),
+    webhookTimeout: z.union([z.string(), z.number()]),
+    webhookMaxAttempts: z.number().int().min(1),
+    webhookBackoffBase: z.union([z.string(), z.number()]),
+    webhookBackoffMax: z.union([z.string(), z.number()]),
+    webhookGroupWindow: z.union([z.string(), z.number()]),
   })
   .partial();
 
@@ -154,6 +180,16 @@ export function loadConfig(
   env: NodeJS.ProcessEnv = process.env,
 ): { config: Config; createdDevConfig: boolean } {
   const dataDir = resolve(overrides.dataDir ?? env.CAUSALITY_DATA_DIR ?? './data');
+/** CAUSALITY_WEBHOOKS: a JSON array of endpoints, each with an `id` and a `secret`. */
+function parseWebhooksEnv(text: string): Array<EndpointInput & { id: string; secret: string }> {
+  const parsed = z.array(configEndpointSchema).safeParse(JSON.parse(text));
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new Error(`CAUSALITY_WEBHOOKS: ${issue.path.join('.')}: ${issue.message}`);
+  }
+  return parsed.data;
+}
+
   const configPath = resolve(overrides.configPath ?? env.CAUSALITY_CONFIG ?? join(dataDir, 'config.yaml'));
   let file: z.infer<typeof fileSchema> = {};
   if (existsSync(configPath)) {
@@ -242,4 +278,11 @@ export function loadConfig(
     detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),
   };
   return { config, createdDevConfig };
+    webhooks: env.CAUSALITY_WEBHOOKS ? parseWebhooksEnv(env.CAUSALITY_WEBHOOKS) : (file.webhooks ?? []),
+    dispatcherWorkers: int(env.DISPATCHER_WORKERS, file.dispatcherWorkers, 4),
+    webhookTimeoutMs: parseDuration(env.WEBHOOK_TIMEOUT ?? file.webhookTimeout ?? '10s'),
+    webhookMaxAttempts: int(env.WEBHOOK_MAX_ATTEMPTS, file.webhookMaxAttempts, 12),
+    webhookBackoffBaseMs: parseDuration(env.WEBHOOK_BACKOFF_BASE ?? file.webhookBackoffBase ?? '1s'),
+    webhookBackoffMaxMs: parseDuration(env.WEBHOOK_BACKOFF_MAX ?? file.webhookBackoffMax ?? '10m'),
+    webhookGroupWindowMs: parseDuration(env.WEBHOOK_GROUP_WINDOW ?? file.webhookGroupWindow ?? '60s'),
 }

@@ -34,6 +34,7 @@ import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
 import type { DetectorWorkerData } from './detect/detector-worker.js';
 import { registerDetectRoutes } from './detect/routes.js';
 import { registerCausalRoutes } from './causal/routes.js';
+import { startReactions, type Reactions } from './react/reactions.js';
 import { SeriesScheduler } from './causal/scheduler.js';
 import { CausalService } from './causal/service.js';
 import { SqliteCausalStore } from './causal/store.js';
@@ -55,6 +56,8 @@ export interface RunningNode {
   detector: ConsumerThread<DetectorWorkerData> | null;
   anomalies: SqliteAnomalyStore;
   /** Every route registered, as `METHOD /path` (the OpenAPI test checks each is documented). */
+  /** Webhook endpoints, the outbox and its dispatcher. */
+  reactions: Reactions;
   routes: string[];
   /** Flushes everything accepted so far to the warehouse (tests, CLI). */
   flush(): Promise<void>;
@@ -147,6 +150,8 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     ? new ConsumerThread<DetectorWorkerData>({
         consumer: DETECTOR_CONSUMER,
         workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
+  // Reactions: outbox tables and config endpoints ready before the detector writes deliveries; dispatcher started.
+  const reactions = await startReactions({ config, statePath, stateDb, registry: metrics.registry, log });
         bus,
         log,
         data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs },
@@ -226,6 +231,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     queries.run(sql, { appId: appId ?? null, rowLimit: config.queryRowLimit, timeoutMs: config.queryTimeoutMs, endpoint: 'series' });
   const causalStore = new SqliteCausalStore(stateDb);
   const causal = new CausalService({ store: causalStore, log });
+  reactions.registerRoutes(app, authenticate);
   registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal });
   const seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
   seriesScheduler.start();
@@ -276,6 +282,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     },
     async close() {
       if (closed) return;
+    reactions,
       closed = true;
       clearInterval(compactTimer);
       await seriesScheduler.stop();
@@ -290,4 +297,5 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       log.info('causality stopped');
     },
   };
+      await reactions.stop(); // in-flight webhook claims are given back
 }

@@ -151,9 +151,14 @@ export class SqliteAnomalyStore implements AnomalyStore {
   private readonly getStmt;
   private readonly statusStmt;
 
+  /**
+   * @param withinInsert runs inside the insert's transaction with the anomalies that were new (the webhook outbox
+   *   writes their deliveries there: an anomaly is never stored without them). If it throws, nothing is stored.
+   */
   constructor(
     private readonly db: SqliteDb,
     private readonly now: () => number = Date.now,
+    private readonly withinInsert?: (fresh: readonly Anomaly[], now: number) => void,
   ) {
     migrateDetectStore(db);
     this.insertStmt = db.prepare(
@@ -193,6 +198,7 @@ export class SqliteAnomalyStore implements AnomalyStore {
         });
         if (changes > 0) added.push(a);
       }
+      if (added.length && this.withinInsert) this.withinInsert(added, now);
     })();
     return added;
   }

@@ -2,13 +2,15 @@
 // the hot-reloaded rules, stores anomalies and snapshots in the state store. Runs at the background priority: under an
 // ingest burst it lags (the log holds the events) rather than slowing acknowledgements.
 import { setPriority } from 'node:os';
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { BroadcastChannel, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Histogram, Counter, Gauge, Registry } from 'prom-client';
 import { RemoteBus } from '../bus/bus-port.js';
 import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
 import { openSqlite } from '../state/sqlite.js';
 import { SqliteAnomalyStore, SqliteSnapshotStore } from './anomaly-store.js';
+import { OUTBOX_CHANNEL } from '../react/dispatcher.js';
+import { SqliteOutboxStore } from '../react/outbox-store.js';
 import { DetectorConsumer } from './detector-consumer.js';
 import { DetectionEngine } from './engine.js';
 import { watchRules } from './rules-loader.js';
@@ -44,7 +46,19 @@ async function main(): Promise<void> {
 
   const db = openSqlite(d.statePath);
   const engine = new DetectionEngine();
+  const enqueued = new Counter({
+    name: 'causality_webhook_alerts_enqueued_total',
+    help: 'Anomalies put in the webhook outbox: as a new alert (created) or counted into one not yet sent (grouped)',
+    labelNames: ['result'],
+    registers: [registry],
+  });
+
   const watcher = watchRules(d.rulesDir, {
+  // Webhook deliveries are written in the anomaly's own transaction (the outbox reads the endpoints from the same db).
+  const outbox = new SqliteOutboxStore(db);
+  const outboxSignal = new BroadcastChannel(OUTBOX_CHANNEL);
+  outboxSignal.unref();
+  let lastEnqueue: ReturnType<SqliteOutboxStore['enqueueWithin']> | null = null;
     onRules: (rules) => {
       engine.setRules(rules);
       rulesGauge.set(rules.length);
@@ -58,7 +72,9 @@ async function main(): Promise<void> {
   const consumer = new DetectorConsumer({
     bus: await RemoteBus.connect(d.busPort),
     engine,
-    anomalies: new SqliteAnomalyStore(db),
+    anomalies: new SqliteAnomalyStore(db, Date.now, (fresh, now) => {
+      lastEnqueue = outbox.enqueueWithin(fresh, now);
+    }),
     snapshots: new SqliteSnapshotStore(db),
     log,
     snapshotEveryMs: d.snapshotEveryMs,
@@ -70,6 +86,15 @@ async function main(): Promise<void> {
     },
   });
   await consumer.start();
+      // Committed: tell this process's dispatchers (after the transaction, so they find the rows).
+      const q = lastEnqueue as ReturnType<SqliteOutboxStore['enqueueWithin']> | null;
+      lastEnqueue = null;
+      if (q && (q.created.length || q.grouped.length)) {
+        enqueued.inc({ result: 'created' }, q.created.length);
+        enqueued.inc({ result: 'grouped' }, q.grouped.length);
+        for (const c of q.created) log.debug({ anomalyId: c.anomalyId, deliveryId: c.deliveryId, endpointId: c.endpointId }, 'webhooks: delivery enqueued');
+        if (q.created.length) outboxSignal.postMessage('enqueued');
+      }
   port.on('message', async (m: { type: string }) => {
     if (m.type === 'metrics') {
       events.set(consumer.stats.events);
@@ -80,6 +105,7 @@ async function main(): Promise<void> {
       await consumer.stop();
       db.close();
       port.postMessage({ type: 'stopped' } satisfies ConsumerWorkerMessage);
+      outboxSignal.close();
     }
   });
   port.postMessage({ type: 'ready' } satisfies ConsumerWorkerMessage);
