@@ -87,10 +87,6 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['DETECTOR', 'detector', 'on', '`off` runs no detector in this process'],
   ['DETECTOR_NICE', 'detectorNice', '0', 'Linux: nice value of the detector thread; 0 keeps ingest → anomaly latency low, higher values favour ingest under bursts'],
   ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '10s', 'how often the detector snapshots its models (a restart replays the log since)'],
-];
-
-/** Parses `500ms`, `1s`, `30s`, `5m`, `1h` or a bare number of milliseconds. */
-export function parseDuration(v: string | number): number {
   ['CAUSALITY_WEBHOOKS', 'webhooks', '(none)', 'webhook endpoints (a JSON array in the environment, a list in the file): `id`, `url`, `secret`, `format`, `filters`, `enabled`; see Reactions'],
   ['DISPATCHER_WORKERS', 'dispatcherWorkers', '4', 'webhook deliveries sent at once by this process; 0 runs no dispatcher here'],
   ['WEBHOOK_TIMEOUT', 'webhookTimeout', '10s', 'a webhook attempt without an answer by then has failed (and is retried)'],
@@ -98,6 +94,10 @@ export function parseDuration(v: string | number): number {
   ['WEBHOOK_BACKOFF_BASE', 'webhookBackoffBase', '1s', 'first retry delay; doubles per attempt, with jitter'],
   ['WEBHOOK_BACKOFF_MAX', 'webhookBackoffMax', '10m', 'longest retry delay (a longer `Retry-After` is honoured up to 1 h)'],
   ['WEBHOOK_GROUP_WINDOW', 'webhookGroupWindow', '60s', 'per endpoint + entity + source: the first anomaly alerts at once, the rest of the window become one alert with a count; 0 = no grouping'],
+];
+
+/** Parses `500ms`, `1s`, `30s`, `5m`, `1h` or a bare number of milliseconds. */
+export function parseDuration(v: string | number): number {
   if (typeof v === 'number') return v;
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(v);
   if (!m) throw new Error(`not a duration: ${v} (use e.g. 500ms, 1s, 30s, 5m)`);
@@ -106,13 +106,13 @@ export function parseDuration(v: string | number): number {
   return Math.round(n * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]!);
 }
 
+/** A webhook endpoint of the config file: as over the API, but with its id and secret given (receivers verify with it). */
+const configEndpointSchema = endpointInputSchema.extend({ id: endpointInputSchema.shape.id.unwrap(), secret: z.string().min(16, 'at least 16 characters') });
+
 const appSchema = z.object({
   appId: z.string().regex(APP_ID_PATTERN),
   key: z.string().min(8),
   hmacSecret: z.string().min(8).optional(),
-/** A webhook endpoint of the config file: as over the API, but with its id and secret given (receivers verify with it). */
-const configEndpointSchema = endpointInputSchema.extend({ id: endpointInputSchema.shape.id.unwrap(), secret: z.string().min(16, 'at least 16 characters') });
-
 });
 
 const fileSchema = z
@@ -141,10 +141,6 @@ const fileSchema = z
     retentionBytes: z.number().int().min(0),
     backgroundNice: z.number().int().min(0).max(19),
     logLevel: z.string(),
-    rulesDir: z.string(),
-    detector: z.union([z.boolean(), z.enum(['on', 'off'])]),
-    detectorSnapshotInterval: z.union([z.string(), z.number()]),
-    detectorNice: z.number().int().min(0).max(19),
     webhooks: z.array(configEndpointSchema),
     dispatcherWorkers: z.number().int().min(0).max(256),
     webhookTimeout: z.union([z.string(), z.number()]),
@@ -152,6 +148,10 @@ const fileSchema = z
     webhookBackoffBase: z.union([z.string(), z.number()]),
     webhookBackoffMax: z.union([z.string(), z.number()]),
     webhookGroupWindow: z.union([z.string(), z.number()]),
+    rulesDir: z.string(),
+    detector: z.union([z.boolean(), z.enum(['on', 'off'])]),
+    detectorSnapshotInterval: z.union([z.string(), z.number()]),
+    detectorNice: z.number().int().min(0).max(19),
   })
   .partial();
 
@@ -174,12 +174,6 @@ function parsePairs(v: string | undefined, what: string): Array<[string, string]
 
 const secret = (prefix: string) => `${prefix}_${randomBytes(18).toString('base64url')}`;
 
-/** Loads configuration; on a first run with no keys anywhere, writes a dev config and reports it. */
-export function loadConfig(
-  overrides: ConfigOverrides = {},
-  env: NodeJS.ProcessEnv = process.env,
-): { config: Config; createdDevConfig: boolean } {
-  const dataDir = resolve(overrides.dataDir ?? env.CAUSALITY_DATA_DIR ?? './data');
 /** CAUSALITY_WEBHOOKS: a JSON array of endpoints, each with an `id` and a `secret`. */
 function parseWebhooksEnv(text: string): Array<EndpointInput & { id: string; secret: string }> {
   const parsed = z.array(configEndpointSchema).safeParse(JSON.parse(text));
@@ -190,6 +184,12 @@ function parseWebhooksEnv(text: string): Array<EndpointInput & { id: string; sec
   return parsed.data;
 }
 
+/** Loads configuration; on a first run with no keys anywhere, writes a dev config and reports it. */
+export function loadConfig(
+  overrides: ConfigOverrides = {},
+  env: NodeJS.ProcessEnv = process.env,
+): { config: Config; createdDevConfig: boolean } {
+  const dataDir = resolve(overrides.dataDir ?? env.CAUSALITY_DATA_DIR ?? './data');
   const configPath = resolve(overrides.configPath ?? env.CAUSALITY_CONFIG ?? join(dataDir, 'config.yaml'));
   let file: z.infer<typeof fileSchema> = {};
   if (existsSync(configPath)) {
@@ -272,12 +272,6 @@ function parseWebhooksEnv(text: string): Array<EndpointInput & { id: string; sec
     retentionBytes: int(env.LOG_RETENTION_BYTES, file.retentionBytes, 0),
     backgroundNice: int(env.BACKGROUND_NICE, file.backgroundNice, 19),
     logLevel: env.LOG_LEVEL ?? file.logLevel ?? 'info',
-    rulesDir: resolve(env.RULES_DIR ?? file.rulesDir ?? join(dataDir, 'rules')),
-    detectorEnabled: ![false, 'off'].includes(env.DETECTOR ?? file.detector ?? 'on'),
-    detectorNice: int(env.DETECTOR_NICE, file.detectorNice, 0),
-    detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),
-  };
-  return { config, createdDevConfig };
     webhooks: env.CAUSALITY_WEBHOOKS ? parseWebhooksEnv(env.CAUSALITY_WEBHOOKS) : (file.webhooks ?? []),
     dispatcherWorkers: int(env.DISPATCHER_WORKERS, file.dispatcherWorkers, 4),
     webhookTimeoutMs: parseDuration(env.WEBHOOK_TIMEOUT ?? file.webhookTimeout ?? '10s'),
@@ -285,4 +279,10 @@ function parseWebhooksEnv(text: string): Array<EndpointInput & { id: string; sec
     webhookBackoffBaseMs: parseDuration(env.WEBHOOK_BACKOFF_BASE ?? file.webhookBackoffBase ?? '1s'),
     webhookBackoffMaxMs: parseDuration(env.WEBHOOK_BACKOFF_MAX ?? file.webhookBackoffMax ?? '10m'),
     webhookGroupWindowMs: parseDuration(env.WEBHOOK_GROUP_WINDOW ?? file.webhookGroupWindow ?? '60s'),
+    rulesDir: resolve(env.RULES_DIR ?? file.rulesDir ?? join(dataDir, 'rules')),
+    detectorEnabled: ![false, 'off'].includes(env.DETECTOR ?? file.detector ?? 'on'),
+    detectorNice: int(env.DETECTOR_NICE, file.detectorNice, 0),
+    detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),
+  };
+  return { config, createdDevConfig };
 }

@@ -33,8 +33,8 @@ import { anomalyTable, SqliteAnomalyStore } from './detect/anomaly-store.js';
 import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
 import type { DetectorWorkerData } from './detect/detector-worker.js';
 import { registerDetectRoutes } from './detect/routes.js';
-import { registerCausalRoutes } from './causal/routes.js';
 import { startReactions, type Reactions } from './react/reactions.js';
+import { registerCausalRoutes } from './causal/routes.js';
 import { SeriesScheduler } from './causal/scheduler.js';
 import { CausalService } from './causal/service.js';
 import { SqliteCausalStore } from './causal/store.js';
@@ -55,9 +55,9 @@ export interface RunningNode {
   /** The detector's thread (null with DETECTOR=off) and the anomalies it stored. */
   detector: ConsumerThread<DetectorWorkerData> | null;
   anomalies: SqliteAnomalyStore;
-  /** Every route registered, as `METHOD /path` (the OpenAPI test checks each is documented). */
   /** Webhook endpoints, the outbox and its dispatcher. */
   reactions: Reactions;
+  /** Every route registered, as `METHOD /path` (the OpenAPI test checks each is documented). */
   routes: string[];
   /** Flushes everything accepted so far to the warehouse (tests, CLI). */
   flush(): Promise<void>;
@@ -145,13 +145,13 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const statePath = join(config.dataDir, 'state.db');
   const stateDb = openSqlite(statePath);
   const anomalies = new SqliteAnomalyStore(stateDb);
+  // Reactions: outbox tables and config endpoints ready before the detector writes deliveries; dispatcher started.
+  const reactions = await startReactions({ config, statePath, stateDb, registry: metrics.registry, log });
   seedRulesDir(config.rulesDir);
   const detector = config.detectorEnabled
     ? new ConsumerThread<DetectorWorkerData>({
         consumer: DETECTOR_CONSUMER,
         workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
-  // Reactions: outbox tables and config endpoints ready before the detector writes deliveries; dispatcher started.
-  const reactions = await startReactions({ config, statePath, stateDb, registry: metrics.registry, log });
         bus,
         log,
         data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs },
@@ -226,12 +226,12 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   });
   registerQueryRoutes(app, { config, queries, authenticate });
   registerDetectRoutes(app, { anomalies, rulesDir: config.rulesDir, authenticate });
+  reactions.registerRoutes(app, authenticate);
   // Metric crashes: series (pushed, or SQL over the warehouse on a schedule), changes, incidents, impact.
   const runSql = async (sql: string, appId?: string) =>
     queries.run(sql, { appId: appId ?? null, rowLimit: config.queryRowLimit, timeoutMs: config.queryTimeoutMs, endpoint: 'series' });
   const causalStore = new SqliteCausalStore(stateDb);
   const causal = new CausalService({ store: causalStore, log });
-  reactions.registerRoutes(app, authenticate);
   registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal });
   const seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
   seriesScheduler.start();
@@ -277,12 +277,12 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     routes,
     detector,
     anomalies,
+    reactions,
     async flush() {
       await sink.drainTo(bus.endOffset());
     },
     async close() {
       if (closed) return;
-    reactions,
       closed = true;
       clearInterval(compactTimer);
       await seriesScheduler.stop();
@@ -291,11 +291,11 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       await sink.stop(); // flushes what is on the bus to Parquet
       await detector?.stop(); // snapshots its models
       await bus.close();
+      await reactions.stop(); // in-flight webhook claims are given back
       stateDb.close();
       queries.close();
       engine.close();
       log.info('causality stopped');
     },
   };
-      await reactions.stop(); // in-flight webhook claims are given back
 }

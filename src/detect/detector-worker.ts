@@ -8,9 +8,9 @@ import { RemoteBus } from '../bus/bus-port.js';
 import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
 import { openSqlite } from '../state/sqlite.js';
-import { SqliteAnomalyStore, SqliteSnapshotStore } from './anomaly-store.js';
 import { OUTBOX_CHANNEL } from '../react/dispatcher.js';
 import { SqliteOutboxStore } from '../react/outbox-store.js';
+import { SqliteAnomalyStore, SqliteSnapshotStore } from './anomaly-store.js';
 import { DetectorConsumer } from './detector-consumer.js';
 import { DetectionEngine } from './engine.js';
 import { watchRules } from './rules-loader.js';
@@ -44,8 +44,6 @@ async function main(): Promise<void> {
   const rulesGauge = new Gauge({ name: 'causality_detector_rules', help: 'rules in force', registers: [registry] });
   const ruleErrors = new Counter({ name: 'causality_detector_rule_errors_total', help: 'rule files that failed to load (previous rules kept)', registers: [registry] });
 
-  const db = openSqlite(d.statePath);
-  const engine = new DetectionEngine();
   const enqueued = new Counter({
     name: 'causality_webhook_alerts_enqueued_total',
     help: 'Anomalies put in the webhook outbox: as a new alert (created) or counted into one not yet sent (grouped)',
@@ -53,12 +51,14 @@ async function main(): Promise<void> {
     registers: [registry],
   });
 
-  const watcher = watchRules(d.rulesDir, {
+  const db = openSqlite(d.statePath);
   // Webhook deliveries are written in the anomaly's own transaction (the outbox reads the endpoints from the same db).
   const outbox = new SqliteOutboxStore(db);
   const outboxSignal = new BroadcastChannel(OUTBOX_CHANNEL);
   outboxSignal.unref();
   let lastEnqueue: ReturnType<SqliteOutboxStore['enqueueWithin']> | null = null;
+  const engine = new DetectionEngine();
+  const watcher = watchRules(d.rulesDir, {
     onRules: (rules) => {
       engine.setRules(rules);
       rulesGauge.set(rules.length);
@@ -83,9 +83,6 @@ async function main(): Promise<void> {
         latency.observe(ms[i]! / 1000);
         stored.inc({ source: fresh[i]!.source, severity: fresh[i]!.severity });
       }
-    },
-  });
-  await consumer.start();
       // Committed: tell this process's dispatchers (after the transaction, so they find the rows).
       const q = lastEnqueue as ReturnType<SqliteOutboxStore['enqueueWithin']> | null;
       lastEnqueue = null;
@@ -95,6 +92,9 @@ async function main(): Promise<void> {
         for (const c of q.created) log.debug({ anomalyId: c.anomalyId, deliveryId: c.deliveryId, endpointId: c.endpointId }, 'webhooks: delivery enqueued');
         if (q.created.length) outboxSignal.postMessage('enqueued');
       }
+    },
+  });
+  await consumer.start();
   port.on('message', async (m: { type: string }) => {
     if (m.type === 'metrics') {
       events.set(consumer.stats.events);
@@ -102,10 +102,10 @@ async function main(): Promise<void> {
     }
     if (m.type === 'stop') {
       watcher.close();
+      outboxSignal.close();
       await consumer.stop();
       db.close();
       port.postMessage({ type: 'stopped' } satisfies ConsumerWorkerMessage);
-      outboxSignal.close();
     }
   });
   port.postMessage({ type: 'ready' } satisfies ConsumerWorkerMessage);
