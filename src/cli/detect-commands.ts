@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { MultiBar, Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { runBacktest } from '../detect/backtest.js';
-import { readEventsFile } from '../detect/event-file.js';
+import { readAnyEventsFile } from '../detect/event-file.js';
 import { loadRulesDir, loadRulesDirStrict } from '../detect/rules-loader.js';
 import type { CompiledRule } from '../detect/rules-engine.js';
 import { DetectionEngine } from '../detect/engine.js';
@@ -224,10 +224,10 @@ async function backtestCommand(o: BacktestCliOptions): Promise<void> {
   if (minRank < 0) throw new Error(`--min-severity must be one of ${SEVERITIES.join(', ')}`);
   const bars = process.stderr.isTTY ? new MultiBar({ format: '{phase} |{bar}| {value}/{total} {unit}', hideCursor: true, clearOnComplete: false }, Presets.shades_classic) : null;
   const read = async (path: string, phase: string) => {
-    const { size } = await import('node:fs').then((fs) => fs.statSync(path));
+    const size = await import('node:fs').then((fs) => (fs.existsSync(path) && fs.statSync(path).isFile() ? fs.statSync(path).size : 0));
     const b = bars?.create(size, 0, { phase: `read ${phase}`, unit: 'bytes' });
     let bytes = 0;
-    const r = await readEventsFile(path, (n) => {
+    const r = await readAnyEventsFile(path, (n) => {
       bytes += n;
       if (bytes % 65536 < n) b?.update(bytes);
     });
@@ -296,7 +296,7 @@ export function registerDetectCommands(program: Command): void {
   program
     .command('backtest')
     .description('run the detectors offline over a JSONL events file (optionally learning from a known-good file first) and write every anomaly as a JSON line')
-    .requiredOption('--events <file>', 'events to score (JSONL in the HTTP envelope)')
+    .requiredOption('--events <file>', 'events to score: JSONL in the HTTP envelope, or Parquet (a file, a glob, or the warehouse directory)')
     .option('--train <file>', 'known-good events to learn from first (nothing is raised while learning)')
     .option('--rules <dir>', 'rules directory (default: the shipped rules/)')
     .option('--no-rules', 'models only')

@@ -4,7 +4,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { normalizeEvent, type FieldError, type RequestFacts } from '../event/envelope.js';
-import type { StoredEvent } from '../event/stored-event.js';
+import { EVENT_COLUMNS, type StoredEvent } from '../event/stored-event.js';
 import { fileIpHash } from './ip.js';
 
 export type FileEventResult = { ok: true; event: StoredEvent } | { ok: false; error: FieldError };
@@ -86,4 +86,49 @@ export async function readEventsFile(path: string, onLine?: (bytes: number) => v
   report.events = events.length;
   if (!report.sorted) events.sort((a, b) => a.ts - b.ts);
   return { events, report };
+}
+
+/**
+ * Reads stored events from Parquet (the warehouse's own files: a file, a glob, or a directory searched recursively),
+ * in time order. Files a compaction superseded may still sit beside their replacement: one row per (app, event id).
+ */
+export async function readParquetEvents(pathOrGlob: string): Promise<{ events: StoredEvent[]; report: ReadReport }> {
+  const { statSync } = await import('node:fs');
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  let glob = pathOrGlob;
+  try {
+    if (statSync(pathOrGlob).isDirectory()) glob = `${pathOrGlob.replace(/\/+$/, '')}/**/*.parquet`;
+  } catch {
+    /* a glob */
+  }
+  const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
+  const conn = await instance.connect();
+  try {
+    const cols = EVENT_COLUMNS.map((c) =>
+      c.type === 'TIMESTAMP' ? `epoch_ms(${c.name})::DOUBLE AS ${c.name}` : c.type === 'UUID' || c.type === 'JSON' ? `CAST(${c.name} AS VARCHAR) AS ${c.name}` : c.type === 'BIGINT' ? `${c.name}::DOUBLE AS ${c.name}` : c.name,
+    );
+    const reader = await conn.runAndReadAll(
+      `SELECT ${cols.join(', ')} FROM read_parquet($1, hive_partitioning = true, union_by_name = true)
+       QUALIFY row_number() OVER (PARTITION BY app_id, event_id) = 1 ORDER BY ts, received_at`,
+      [glob],
+    );
+    const events = reader.getRowObjectsJS() as unknown as StoredEvent[];
+    for (const e of events) if (typeof e.props !== 'string') e.props = '{}';
+    return { events, report: { lines: events.length, events: events.length, invalid: 0, firstErrors: [], sorted: true } };
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}
+
+/** JSONL or Parquet by the path: `.parquet`, a glob with `*`, or a directory are Parquet. */
+export async function readAnyEventsFile(path: string, onLine?: (bytes: number) => void): Promise<{ events: StoredEvent[]; report: ReadReport }> {
+  const { statSync } = await import('node:fs');
+  let isDir = false;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch {
+    /* not a plain path */
+  }
+  return isDir || /\.parquet$/i.test(path) || path.includes('*') ? readParquetEvents(path) : readEventsFile(path, onLine);
 }
