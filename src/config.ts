@@ -54,6 +54,8 @@ export interface Config {
   detectorEnabled: boolean;
   detectorSnapshotMs: number;
   detectorNice: number;
+  deferAboveEventsPerSecond: number;
+  maxDeferMs: number;
 }
 
 export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string, doc: string]> = [
@@ -86,6 +88,8 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['RULES_DIR', 'rulesDir', '<dataDir>/rules', 'detection rules (YAML/JSON), hot-reloaded; seeded from the shipped `rules/` when absent'],
   ['DETECTOR', 'detector', 'on', '`off` runs no detector in this process'],
   ['DETECTOR_NICE', 'detectorNice', '0', 'Linux: nice value of the detector thread; 0 keeps ingest → anomaly latency low, higher values favour ingest under bursts'],
+  ['CONSUMER_DEFER_ABOVE', 'consumerDeferAbove', '20000', 'ingest events/s above which the sink and the detector defer their work (an ingest burst); 0 = never'],
+  ['CONSUMER_MAX_DEFER', 'consumerMaxDefer', '30s', 'longest a record waits for the sink and the detector because of a burst'],
   ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '10s', 'how often the detector snapshots its models (a restart replays the log since)'],
   ['CAUSALITY_WEBHOOKS', 'webhooks', '(none)', 'webhook endpoints (a JSON array in the environment, a list in the file): `id`, `url`, `secret`, `format`, `filters`, `enabled`; see Reactions'],
   ['DISPATCHER_WORKERS', 'dispatcherWorkers', '4', 'webhook deliveries sent at once by this process; 0 runs no dispatcher here'],
@@ -152,6 +156,8 @@ const fileSchema = z
     detector: z.union([z.boolean(), z.enum(['on', 'off'])]),
     detectorSnapshotInterval: z.union([z.string(), z.number()]),
     detectorNice: z.number().int().min(0).max(19),
+    consumerDeferAbove: z.number().int().min(0),
+    consumerMaxDefer: z.union([z.string(), z.number()]),
   })
   .partial();
 
@@ -282,6 +288,8 @@ export function loadConfig(
     rulesDir: resolve(env.RULES_DIR ?? file.rulesDir ?? join(dataDir, 'rules')),
     detectorEnabled: ![false, 'off'].includes(env.DETECTOR ?? file.detector ?? 'on'),
     detectorNice: int(env.DETECTOR_NICE, file.detectorNice, 0),
+    deferAboveEventsPerSecond: int(env.CONSUMER_DEFER_ABOVE, file.consumerDeferAbove, 20_000),
+    maxDeferMs: parseDuration(env.CONSUMER_MAX_DEFER ?? file.consumerMaxDefer ?? '30s'),
     detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),
   };
   return { config, createdDevConfig };

@@ -28,6 +28,7 @@ import { registerTrackerRoutes } from './tracker/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
 import { LocalWarehouseFiles } from './warehouse/files.js';
 import { ConsumerThread } from './bus/consumer-thread.js';
+import { IngestPressure } from './bus/ingest-pressure.js';
 import { SINK_CONSUMER } from './warehouse/sink.js';
 import { anomalyTable, SqliteAnomalyStore } from './detect/anomaly-store.js';
 import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
@@ -125,6 +126,9 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const warehouseDir = join(config.dataDir, 'warehouse');
   const stagingDir = join(config.dataDir, 'staging');
   const files = new LocalWarehouseFiles(warehouseDir);
+  // Above a burst rate the background consumers defer (bounded), so acknowledgements keep the machine.
+  const pressure = new IngestPressure();
+  const deferral = { buffer: pressure.buffer, policy: { aboveEventsPerSecond: config.deferAboveEventsPerSecond, maxDeferMs: config.maxDeferMs } };
   const sink = new ConsumerThread<SinkWorkerData>({
     consumer: SINK_CONSUMER,
     workerUrl: new URL('./warehouse/sink-worker.js', import.meta.url),
@@ -137,6 +141,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       flushIntervalMs: config.batchFlushIntervalMs,
       logLevel: config.logLevel,
       nice: config.backgroundNice,
+      deferral,
     },
   });
   await sink.start();
@@ -154,7 +159,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
         workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
         bus,
         log,
-        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs },
+        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs, deferral },
       })
     : null;
   await detector?.start();
@@ -216,7 +221,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   });
 
   const authenticate = createAuthenticator(config);
-  const ingestEvents = createIngestPipeline({ bus, dedupe, metrics });
+  const ingestEvents = createIngestPipeline({ bus, dedupe, metrics, pressure });
   // One check worker: on 2 cores it pairs with the event loop; more would only compete with it.
   const checkPool = new CheckPool(1);
   await app.register(async (ingest) => {
@@ -286,6 +291,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       closed = true;
       clearInterval(compactTimer);
       await seriesScheduler.stop();
+      pressure.close();
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
       await checkPool.close();
       await sink.stop(); // flushes what is on the bus to Parquet

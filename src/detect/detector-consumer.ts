@@ -2,7 +2,8 @@
 // and snapshots the engine's state with the log position it covers. After a restart it restores the snapshot and
 // replays from that position: anomaly ids are deterministic and stored idempotently, so the replay raises nothing twice.
 import type { Bus } from '../bus/bus.js';
-import { decodeIngestRecord } from '../event/ingest-record.js';
+import type { PressureGauge } from '../bus/ingest-pressure.js';
+import { decodeIngestHeader, decodeIngestRecord } from '../event/ingest-record.js';
 import type { Logger } from '../obs/logger.js';
 import type { Anomaly } from './anomaly.js';
 import type { AnomalyStore, SnapshotStore } from './anomaly-store.js';
@@ -31,6 +32,8 @@ export interface DetectorConsumerOptions {
   /** Called with every anomaly newly stored (reactions: webhooks, alerts) and its ingest → stored latency. */
   onStored?: (stored: readonly Anomaly[], latencyMs: number[]) => void;
   now?: () => number;
+  /** Defers scoring during an ingest burst (bounded by the policy's max deferral). */
+  defer?: PressureGauge;
 }
 
 export class DetectorConsumer {
@@ -74,6 +77,10 @@ export class DetectorConsumer {
     while (this.running) {
       try {
         const recs = await bus.read(this.position, this.o.readBatch ?? 100);
+        if (recs.length > 0 && this.o.defer?.shouldDefer(decodeIngestHeader(recs[0]!.payload).receivedAt)) {
+          await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
+          continue;
+        }
         if (recs.length === 0) {
           await Promise.race([bus.waitFor(this.position, 200), new Promise<void>((r) => (this.wake = r))]);
           if (this.now() - this.lastSnapshot >= (this.o.snapshotEveryMs ?? 10_000)) await this.snapshot();

@@ -5,6 +5,7 @@ import { setPriority } from 'node:os';
 import { BroadcastChannel, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Histogram, Counter, Gauge, Registry } from 'prom-client';
 import { RemoteBus } from '../bus/bus-port.js';
+import { PressureGauge, type DeferPolicy } from '../bus/ingest-pressure.js';
 import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
 import { openSqlite } from '../state/sqlite.js';
@@ -21,6 +22,7 @@ export interface DetectorWorkerData {
   logLevel: string;
   nice: number;
   snapshotEveryMs: number;
+  deferral: { buffer: SharedArrayBuffer; policy: DeferPolicy };
 }
 
 async function main(): Promise<void> {
@@ -78,6 +80,7 @@ async function main(): Promise<void> {
     snapshots: new SqliteSnapshotStore(db),
     log,
     snapshotEveryMs: d.snapshotEveryMs,
+    defer: new PressureGauge(d.deferral.buffer, d.deferral.policy),
     onStored: (fresh, ms) => {
       for (let i = 0; i < fresh.length; i++) {
         latency.observe(ms[i]! / 1000);

@@ -2,6 +2,7 @@
 // (check-body.ts, in a worker for large bodies) → dedupe → append the request durably → answer per event.
 // Stored events are built by consumers from the appended record (src/event/ingest-record.ts), off the request path.
 import type { Bus } from '../bus/bus.js';
+import type { IngestPressure } from '../bus/ingest-pressure.js';
 import type { FieldError, RequestFacts } from '../event/envelope.js';
 import { appendedIds, decodeIngestHeader, encodeIngestRecord, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
@@ -18,6 +19,8 @@ export interface IngestDeps {
   bus: Bus;
   dedupe: EventIdDedupe;
   metrics: Metrics;
+  /** Told how many events each request appended (background consumers defer during bursts). */
+  pressure?: IngestPressure;
 }
 
 /** `checks` answer the client events of `rawBody`, in order (see checkBody). */
@@ -26,7 +29,7 @@ export type IngestEvents = (checks: EventCheck[], facts: RequestFacts, route: In
 const unavailable = (detail: string) =>
   new HttpError(503, 'storage_unavailable', `events not stored, retry: ${detail}`, undefined, { 'retry-after': '1' });
 
-export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): IngestEvents {
+export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestDeps): IngestEvents {
   return async function ingestEvents(checks, facts, route, rawBody) {
     const results: EventResult[] = new Array(checks.length);
     const ids: Array<string | null> = new Array(checks.length).fill(null);
@@ -79,6 +82,7 @@ export function createIngestPipeline({ bus, dedupe, metrics }: IngestDeps): Inge
       settle(false);
       throw err;
     }
+    pressure?.add(accepted);
     if (facts.appId && accepted) metrics.eventsAccepted.inc({ app_id: facts.appId, route }, accepted);
     for (const [app_id, n] of acceptedBy) metrics.eventsAccepted.inc({ app_id, route }, n);
     for (const [reason, n] of rejectedBy) metrics.eventsRejected.inc({ reason }, n);

@@ -6,6 +6,7 @@ import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { RemoteBus } from '../bus/bus-port.js';
+import { PressureGauge, type DeferPolicy } from '../bus/ingest-pressure.js';
 import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
@@ -21,6 +22,7 @@ export interface SinkWorkerData {
   logLevel: string;
   /** Linux nice value for this thread (and the DuckDB threads it starts, which inherit it); 0 = normal. */
   nice: number;
+  deferral: { buffer: SharedArrayBuffer; policy: DeferPolicy };
 }
 
 type SinkWorkerMessage = ConsumerWorkerMessage;
@@ -51,6 +53,7 @@ async function main(): Promise<void> {
     flushIntervalMs: d.flushIntervalMs,
     metrics,
     log,
+    defer: new PressureGauge(d.deferral.buffer, d.deferral.policy),
   });
   await sink.start();
   port.on('message', async (m: { type: string }) => {

@@ -5,7 +5,8 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bus, BusRecord } from '../bus/bus.js';
-import { decodeIngestRecord } from '../event/ingest-record.js';
+import type { PressureGauge } from '../bus/ingest-pressure.js';
+import { decodeIngestHeader, decodeIngestRecord } from '../event/ingest-record.js';
 import { EVENT_COLUMNS, serializeStoredEvent } from '../event/stored-event.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -26,6 +27,8 @@ export interface SinkOptions {
   flushIntervalMs: number;
   metrics: Metrics;
   log: Logger;
+  /** Defers batches during an ingest burst (bounded by the policy's max deferral). */
+  defer?: PressureGauge;
 }
 
 /** JSON column types for read_json: timestamps travel as epoch ms. */
@@ -79,6 +82,10 @@ export class WarehouseSink {
       // Fill until full, or until the oldest record waited flushIntervalMs, or until stopping (then flush what we have).
       while (lines.length < batchMaxEvents) {
         const recs = await bus.read(next, 200);
+        if (recs.length > 0 && batch.length === 0 && !this.stopping && this.o.defer?.shouldDefer(decodeIngestHeader(recs[0]!.payload).receivedAt)) {
+          await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
+          continue;
+        }
         if (recs.length > 0) {
           if (batch.length === 0) firstAt = Date.now();
           for (const r of recs) {
