@@ -54,6 +54,8 @@ export interface Config {
   detectorEnabled: boolean;
   detectorSnapshotMs: number;
   detectorNice: number;
+  /** Known-good events to warm the detector's models from on its first start. */
+  detectorWarmFrom: string | null;
   deferAboveEventsPerSecond: number;
   maxDeferMs: number;
 }
@@ -90,6 +92,7 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['DETECTOR_NICE', 'detectorNice', '0', 'Linux: nice value of the detector thread; 0 keeps ingest → anomaly latency low, higher values favour ingest under bursts'],
   ['CONSUMER_DEFER_ABOVE', 'consumerDeferAbove', '20000', 'ingest events/s above which the sink and the detector defer their work (an ingest burst); 0 = never'],
   ['CONSUMER_MAX_DEFER', 'consumerMaxDefer', '30s', 'longest a record waits for the sink and the detector because of a burst'],
+  ['DETECTOR_WARM_FROM', 'detectorWarmFrom', '(none)', 'known-good events (JSONL in the HTTP envelope, or Parquet) the detector learns from on its first start, before scoring'],
   ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '10s', 'how often the detector snapshots its models (a restart replays the log since)'],
   ['CAUSALITY_WEBHOOKS', 'webhooks', '(none)', 'webhook endpoints (a JSON array in the environment, a list in the file): `id`, `url`, `secret`, `format`, `filters`, `enabled`; see Reactions'],
   ['DISPATCHER_WORKERS', 'dispatcherWorkers', '4', 'webhook deliveries sent at once by this process; 0 runs no dispatcher here'],
@@ -156,6 +159,7 @@ const fileSchema = z
     detector: z.union([z.boolean(), z.enum(['on', 'off'])]),
     detectorSnapshotInterval: z.union([z.string(), z.number()]),
     detectorNice: z.number().int().min(0).max(19),
+    detectorWarmFrom: z.string(),
     consumerDeferAbove: z.number().int().min(0),
     consumerMaxDefer: z.union([z.string(), z.number()]),
   })
@@ -288,6 +292,7 @@ export function loadConfig(
     rulesDir: resolve(env.RULES_DIR ?? file.rulesDir ?? join(dataDir, 'rules')),
     detectorEnabled: ![false, 'off'].includes(env.DETECTOR ?? file.detector ?? 'on'),
     detectorNice: int(env.DETECTOR_NICE, file.detectorNice, 0),
+    detectorWarmFrom: env.DETECTOR_WARM_FROM ?? file.detectorWarmFrom ?? null,
     deferAboveEventsPerSecond: int(env.CONSUMER_DEFER_ABOVE, file.consumerDeferAbove, 20_000),
     maxDeferMs: parseDuration(env.CONSUMER_MAX_DEFER ?? file.consumerMaxDefer ?? '30s'),
     detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),

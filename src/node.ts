@@ -159,7 +159,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
         workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
         bus,
         log,
-        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs, deferral },
+        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs, deferral, warmFrom: config.detectorWarmFrom },
       })
     : null;
   await detector?.start();

@@ -136,3 +136,32 @@ describe('detection over HTTP', () => {
     assert.deepEqual(again.map((a: { id: string }) => a.id).sort(), ids, JSON.stringify(again.filter((a: { id: string }) => !ids.includes(a.id))));
   });
 });
+
+describe('warming the detector from known-good events', () => {
+  test('the first start learns from DETECTOR_WARM_FROM; a restart restores its snapshot instead', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'causality-warm-'));
+    const file = join(dir, 'good.jsonl');
+    const t0 = Date.now() - 3_600_000;
+    const lines = Array.from({ length: 500 }, (_, i) =>
+      JSON.stringify({ appId: 'appA', deviceId: `good-${i % 20}`, type: 'screenView', screenName: i % 2 ? 'Home' : 'Cart', timestamp: t0 + i * 1000 }),
+    );
+    await writeFile(file, `${lines.join('\n')}\n`);
+    const metric = async (t: TestNode) => {
+      const text = (await t.get('/metrics')).text;
+      return Number(/^causality_detector_warmed_events (\d+)/m.exec(text)?.[1] ?? NaN);
+    };
+    let t = await startTestNode({ ...ENV, DETECTOR_WARM_FROM: file });
+    try {
+      assert.equal(await metric(t), 500);
+      const dataDir = t.dataDir;
+      await t.stop();
+      t = await startTestNode({ ...ENV, DETECTOR_WARM_FROM: file }, { dataDir });
+      assert.equal(await metric(t), 0, 'a snapshot exists: no second warm-up');
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -12,7 +12,8 @@ import { openSqlite } from '../state/sqlite.js';
 import { OUTBOX_CHANNEL } from '../react/dispatcher.js';
 import { SqliteOutboxStore } from '../react/outbox-store.js';
 import { SqliteAnomalyStore, SqliteSnapshotStore } from './anomaly-store.js';
-import { DetectorConsumer } from './detector-consumer.js';
+import { DETECTOR_CONSUMER, DetectorConsumer } from './detector-consumer.js';
+import { readAnyEventsFile } from './event-file.js';
 import { DetectionEngine } from './engine.js';
 import { watchRules } from './rules-loader.js';
 
@@ -23,6 +24,8 @@ export interface DetectorWorkerData {
   nice: number;
   snapshotEveryMs: number;
   deferral: { buffer: SharedArrayBuffer; policy: DeferPolicy };
+  /** Known-good events (JSONL or Parquet) to learn from on the first start. */
+  warmFrom: string | null;
 }
 
 async function main(): Promise<void> {
@@ -44,6 +47,7 @@ async function main(): Promise<void> {
   const stored = new Counter({ name: 'causality_anomalies_stored_total', help: 'anomalies stored, by source and severity', labelNames: ['source', 'severity'], registers: [registry] });
   const events = new Gauge({ name: 'causality_detector_events', help: 'events scored since start', registers: [registry] });
   const rulesGauge = new Gauge({ name: 'causality_detector_rules', help: 'rules in force', registers: [registry] });
+  const warmed = new Gauge({ name: 'causality_detector_warmed_events', help: 'known-good events learned from at this start (DETECTOR_WARM_FROM; first start only)', registers: [registry] });
   const ruleErrors = new Counter({ name: 'causality_detector_rule_errors_total', help: 'rule files that failed to load (previous rules kept)', registers: [registry] });
 
   const enqueued = new Counter({
@@ -60,6 +64,15 @@ async function main(): Promise<void> {
   outboxSignal.unref();
   let lastEnqueue: ReturnType<SqliteOutboxStore['enqueueWithin']> | null = null;
   const engine = new DetectionEngine();
+  const snapshots = new SqliteSnapshotStore(db);
+  // First start only (no snapshot yet): learn from known-good traffic before scoring live events.
+  if (d.warmFrom && !(await snapshots.load(DETECTOR_CONSUMER))) {
+    const started = Date.now();
+    const { events, report } = await readAnyEventsFile(d.warmFrom);
+    for (const ev of events) engine.learn(ev);
+    warmed.set(events.length);
+    log.info({ file: d.warmFrom, events: events.length, invalid: report.invalid, ms: Date.now() - started }, 'detector: warmed from known-good events');
+  }
   const watcher = watchRules(d.rulesDir, {
     onRules: (rules) => {
       engine.setRules(rules);
@@ -77,7 +90,7 @@ async function main(): Promise<void> {
     anomalies: new SqliteAnomalyStore(db, Date.now, (fresh, now) => {
       lastEnqueue = outbox.enqueueWithin(fresh, now);
     }),
-    snapshots: new SqliteSnapshotStore(db),
+    snapshots,
     log,
     snapshotEveryMs: d.snapshotEveryMs,
     defer: new PressureGauge(d.deferral.buffer, d.deferral.policy),
