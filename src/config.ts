@@ -54,6 +54,11 @@ export interface Config {
   detectorEnabled: boolean;
   detectorSnapshotMs: number;
   detectorNice: number;
+  /** Change risk: component mapping and extra keywords (config file), an optional OpenAI-compatible classifier. */
+  risk: { components?: Record<string, { paths?: string[]; keywords?: string[] }>; highKeywords?: string[]; mediumKeywords?: string[] };
+  riskLlm: { baseUrl: string; apiKey?: string; model: string; timeoutMs: number } | null;
+  /** Secrets that change webhooks from GitHub and Slack are signed with (checked when set). */
+  changeWebhookSecrets: { github?: string; slack?: string };
   /** Known-good events to warm the detector's models from on its first start. */
   detectorWarmFrom: string | null;
   deferAboveEventsPerSecond: number;
@@ -93,6 +98,13 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['CONSUMER_DEFER_ABOVE', 'consumerDeferAbove', '20000', 'ingest events/s above which the sink and the detector defer their work (an ingest burst); 0 = never'],
   ['CONSUMER_MAX_DEFER', 'consumerMaxDefer', '30s', 'longest a record waits for the sink and the detector because of a burst'],
   ['DETECTOR_WARM_FROM', 'detectorWarmFrom', '(none)', 'known-good events (JSONL in the HTTP envelope, or Parquet) the detector learns from on its first start, before scoring'],
+  ['-', 'risk', '(defaults)', 'change risk: `components: {name: {paths: [...], keywords: [...]}}`, `highKeywords`, `mediumKeywords` (config file only)'],
+  ['RISK_LLM_BASE_URL', 'riskLlm.baseUrl', '(off)', 'an OpenAI-compatible API (…/v1) that classifies change risk; the rules decide when it fails or times out'],
+  ['RISK_LLM_API_KEY', 'riskLlm.apiKey', '-', 'its API key'],
+  ['RISK_LLM_MODEL', 'riskLlm.model', 'gpt-4o-mini', 'its model'],
+  ['RISK_LLM_TIMEOUT', 'riskLlm.timeout', '10s', 'its timeout'],
+  ['GITHUB_WEBHOOK_SECRET', 'changeWebhookSecrets.github', '-', 'verify `X-Hub-Signature-256` of GitHub change webhooks'],
+  ['SLACK_SIGNING_SECRET', 'changeWebhookSecrets.slack', '-', 'verify Slack request signatures of Slack change webhooks'],
   ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '10s', 'how often the detector snapshots its models (a restart replays the log since)'],
   ['CAUSALITY_WEBHOOKS', 'webhooks', '(none)', 'webhook endpoints (a JSON array in the environment, a list in the file): `id`, `url`, `secret`, `format`, `filters`, `enabled`; see Reactions'],
   ['DISPATCHER_WORKERS', 'dispatcherWorkers', '4', 'webhook deliveries sent at once by this process; 0 runs no dispatcher here'],
@@ -160,6 +172,13 @@ const fileSchema = z
     detectorSnapshotInterval: z.union([z.string(), z.number()]),
     detectorNice: z.number().int().min(0).max(19),
     detectorWarmFrom: z.string(),
+    risk: z.object({
+      components: z.record(z.string(), z.object({ paths: z.array(z.string()).optional(), keywords: z.array(z.string()).optional() })).optional(),
+      highKeywords: z.array(z.string()).optional(),
+      mediumKeywords: z.array(z.string()).optional(),
+    }),
+    riskLlm: z.object({ baseUrl: z.string().url(), apiKey: z.string().optional(), model: z.string().optional(), timeout: z.union([z.string(), z.number()]).optional() }),
+    changeWebhookSecrets: z.object({ github: z.string().optional(), slack: z.string().optional() }),
     consumerDeferAbove: z.number().int().min(0),
     consumerMaxDefer: z.union([z.string(), z.number()]),
   })
@@ -293,6 +312,21 @@ export function loadConfig(
     detectorEnabled: ![false, 'off'].includes(env.DETECTOR ?? file.detector ?? 'on'),
     detectorNice: int(env.DETECTOR_NICE, file.detectorNice, 0),
     detectorWarmFrom: env.DETECTOR_WARM_FROM ?? file.detectorWarmFrom ?? null,
+    risk: file.risk ?? {},
+    riskLlm: (() => {
+      const baseUrl = env.RISK_LLM_BASE_URL ?? file.riskLlm?.baseUrl;
+      if (!baseUrl) return null;
+      return {
+        baseUrl,
+        apiKey: env.RISK_LLM_API_KEY ?? file.riskLlm?.apiKey,
+        model: env.RISK_LLM_MODEL ?? file.riskLlm?.model ?? 'gpt-4o-mini',
+        timeoutMs: parseDuration(env.RISK_LLM_TIMEOUT ?? file.riskLlm?.timeout ?? '10s'),
+      };
+    })(),
+    changeWebhookSecrets: {
+      github: env.GITHUB_WEBHOOK_SECRET ?? file.changeWebhookSecrets?.github,
+      slack: env.SLACK_SIGNING_SECRET ?? file.changeWebhookSecrets?.slack,
+    },
     deferAboveEventsPerSecond: int(env.CONSUMER_DEFER_ABOVE, file.consumerDeferAbove, 20_000),
     maxDeferMs: parseDuration(env.CONSUMER_MAX_DEFER ?? file.consumerMaxDefer ?? '30s'),
     detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),

@@ -236,8 +236,8 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const runSql = async (sql: string, appId?: string) =>
     queries.run(sql, { appId: appId ?? null, rowLimit: config.queryRowLimit, timeoutMs: config.queryTimeoutMs, endpoint: 'series' });
   const causalStore = new SqliteCausalStore(stateDb);
-  const causal = new CausalService({ store: causalStore, log });
-  registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal });
+  const causal = new CausalService({ store: causalStore, log, risk: config.risk, llm: config.riskLlm });
+  registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal, webhookSecrets: config.changeWebhookSecrets });
   const seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
   seriesScheduler.start();
   registerTrackerRoutes(app);
