@@ -97,7 +97,10 @@ export async function startReceiver(secret: string, reply: (r: Received) => Repl
   const make = () => {
     const s = createServer(handle);
     s.keepAliveTimeout = 60_000;
+    // A failed assertion before close() must not keep the test process alive.
+    s.unref();
     s.on('connection', (sock) => {
+      sock.unref();
       sockets.add(sock);
       sock.on('close', () => sockets.delete(sock));
     });

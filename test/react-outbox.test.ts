@@ -116,6 +116,24 @@ test('grouping: a flood for one entity becomes one alert with a count; every sou
   db.close();
 });
 
+test("a crashed dispatcher's claim expires and is taken again; its late completion is refused", async () => {
+  const db = openSqlite(freshDb());
+  const outbox = new SqliteOutboxStore(db, { groupWindowMs: 0 });
+  await outbox.putEndpoint(endpoint({ id: 'ep', url: 'http://127.0.0.1:9/x' }));
+  await outbox.enqueue([anomaly()]);
+  const t0 = Date.now();
+  const crashed = await outbox.claim(t0, 1_000);
+  assert.ok(crashed);
+  assert.equal(await outbox.claim(t0 + 500, 1_000), null, 'held while the lease runs');
+  const next = await outbox.claim(t0 + 1_001, 1_000);
+  assert.equal(next!.id, crashed.id);
+  assert.equal(next!.attempts, 2);
+  assert.equal(await outbox.markDelivered(crashed, t0 + 1_100, 200), false, 'the old lease holder no longer owns it');
+  assert.equal(await outbox.markDelivered(next!, t0 + 1_100, 200), true);
+  assert.equal((await outbox.getDelivery(crashed.id))!.status, 'delivered');
+  db.close();
+});
+
 test('claims are atomic: two threads claiming from one database never get the same delivery', async () => {
   const path = freshDb();
   const db = openSqlite(path);
@@ -140,6 +158,8 @@ test('claims are atomic: two threads claiming from one database never get the sa
         const c = await store.claim(Date.now(), 60000);
         if (!c) break;
         got.push(c.id);
+        // Let the other thread in between claims (SQLite's busy wait could otherwise starve it).
+        await new Promise((r) => setTimeout(r, 0));
       }
       parentPort.postMessage(got);
     })().catch((e) => parentPort.postMessage({ error: String(e && e.stack || e) }));`;
@@ -171,7 +191,7 @@ test('two dispatchers on one database: every delivery sent once, none twice', as
   const anomalies = new SqliteAnomalyStore(setupDb, Date.now, (fresh, now) => void setup.enqueueWithin(fresh, now));
   const N = 300;
   await anomalies.insert(Array.from({ length: N }, () => anomaly()));
-  const log = createLogger('silent');
+  const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
   const make = () => {
     const db = openSqlite(path);
     return new Dispatcher({
@@ -189,7 +209,7 @@ test('two dispatchers on one database: every delivery sent once, none twice', as
   const d2 = make();
   d1.start();
   d2.start();
-  await waitFor('every delivery accepted', () => receiver.accepted.size === N, 30_000);
+  await waitFor('every delivery recorded as delivered', async () => (await setup.stats()).delivered === N, 30_000);
   await d1.stop();
   await d2.stop();
   const dup = [...receiver.accepted.values()].filter((v) => v.length > 1);
