@@ -2,6 +2,7 @@
 // a real local receiver that verifies the signature. Endpoints CRUD with app scoping, config endpoints read-only,
 // dead letters listed and replayed over the API, metrics, and a restart in the middle with the receiver down.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { startTestNode, waitFor, type TestNode } from './helpers.js';
 import { SECRET, startReceiver, type Receiver } from './react-helpers.js';
@@ -103,6 +104,14 @@ describe('webhooks over HTTP', () => {
     assert.match(m.text, /causality_webhook_dead_letters \d/);
     assert.match(m.text, /causality_webhook_delivery_latency_seconds_bucket/);
     assert.match(m.text, /causality_webhook_alerts_enqueued_total\{result="created"\} [1-9]/);
+  });
+
+  test('the Grafana dashboard and the alert rules use only metrics the node serves', async () => {
+    const text = (await t.get('/metrics')).text;
+    const files = ['ops/grafana/causality.json', 'ops/causality-alerts.yml'].map((f) => readFileSync(new URL(`../../${f}`, import.meta.url), 'utf8'));
+    const names = new Set(files.flatMap((f) => f.match(/causality_[a-z0-9_]+/g) ?? []).map((n) => n.replace(/_bucket$/, '')));
+    const missing = [...names].filter((n) => !n.startsWith('causality_overview') && !new RegExp(`^(# HELP )?${n}[ {]`, 'm').test(text));
+    assert.deepEqual(missing, []);
   });
 
   test('dead letters: listed over the API (scoped), replayed with the same delivery id', async () => {
