@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import { writeFileSync } from 'node:fs';
+import { loadConfig } from '../src/config.js';
 import { SqliteAnomalyStore } from '../src/detect/anomaly-store.js';
 import { createLogger } from '../src/obs/logger.js';
 import { Dispatcher } from '../src/react/dispatcher.js';
@@ -219,4 +221,26 @@ test('two dispatchers on one database: every delivery sent once, none twice', as
   const st = await setup.stats();
   assert.deepEqual({ pending: st.pending, dead: st.dead, delivered: st.delivered }, { pending: 0, dead: 0, delivered: N });
   await receiver.close();
+});
+
+test('config: webhook endpoints from the YAML file (secret required), knobs with defaults, bad entries name the field', () => {
+  const cfgDir = mkdtempSync(join(dir, 'cfg-'));
+  const file = join(cfgDir, 'config.yaml');
+  const base = 'adminKey: admin_12345678\nipSalt: salt_12345678\n';
+  writeFileSync(
+    file,
+    `${base}webhookBackoffMax: 30s\nwebhooks:\n  - id: sec\n    url: https://hooks.example.com/a\n    secret: 0123456789abcdef0123\n    format: slack\n    filters: { minSeverity: high, sources: ["rule:*"] }\n`,
+  );
+  const { config } = loadConfig({ dataDir: cfgDir, configPath: file }, {});
+  assert.equal(config.webhooks.length, 1);
+  assert.equal(config.webhooks[0]!.format, 'slack');
+  assert.deepEqual(config.webhooks[0]!.filters, { minSeverity: 'high', sources: ['rule:*'] });
+  assert.equal(config.webhookBackoffMaxMs, 30_000);
+  assert.equal(config.dispatcherWorkers, 4);
+  assert.equal(config.webhookMaxAttempts, 12);
+  assert.equal(config.webhookGroupWindowMs, 60_000);
+  writeFileSync(file, `${base}webhooks:\n  - id: sec\n    url: https://hooks.example.com/a\n`);
+  assert.throws(() => loadConfig({ dataDir: cfgDir, configPath: file }, {}), /webhooks\.0\.secret/);
+  writeFileSync(file, base);
+  assert.throws(() => loadConfig({ dataDir: cfgDir, configPath: file }, { CAUSALITY_WEBHOOKS: '[{"id":"x","url":"http://a/b","secret":"0123456789abcdef","filters":{"minSeverity":"huge"}}]' }), /CAUSALITY_WEBHOOKS: 0\.filters\.minSeverity/);
 });
