@@ -185,7 +185,9 @@ export class Dispatcher {
       dlog.warn(endpoint ? 'webhooks: anomaly not found; dead-lettered' : 'webhooks: endpoint deleted; dropped');
       return;
     }
-    const body = renderAlert(endpoint.format, c, { ...anomaly, createdAt: anomaly.createdAt });
+    // The anomaly as the detector raised it: status and updatedAt change later, and a delivery's body must not.
+    const { status: _status, updatedAt: _updatedAt, ...raised } = anomaly;
+    const body = renderAlert(endpoint.format, c, raised);
     const timestamp = Math.floor(this.now() / 1000);
     const started = performance.now();
     let status: number | null = null;
