@@ -22,10 +22,10 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 let dbs = 0;
 
 /** A state store with one endpoint at `url`, an anomaly store writing deliveries, and a dispatcher factory. */
-async function rig(url: string, o: { format?: 'json' | 'slack'; maxAttempts?: number; timeoutMs?: number; workers?: number } = {}) {
+async function rig(url: string, o: { format?: 'json' | 'slack'; maxAttempts?: number; timeoutMs?: number; workers?: number; maxPerMinute?: number } = {}) {
   const db = openSqlite(join(dir, `state-${++dbs}.db`));
   const outbox = new SqliteOutboxStore(db, { groupWindowMs: 0 });
-  await outbox.putEndpoint(endpoint({ id: 'ep', url, format: o.format ?? 'json' }));
+  await outbox.putEndpoint(endpoint({ id: 'ep', url, format: o.format ?? 'json', maxPerMinute: o.maxPerMinute ?? null }));
   const anomalies = new SqliteAnomalyStore(db, Date.now, (fresh, now) => void outbox.enqueueWithin(fresh, now));
   const registry = new Registry();
   const metrics = createReactMetrics(registry);
@@ -162,6 +162,20 @@ test('a receiver down for a while: one probe at a time, no dead letters, the who
   assert.equal(st.pending, 0);
   // Held back as a whole: far fewer attempts than deliveries × retries while it was down.
   assert.ok(attemptsWhileDown < N, `${attemptsWhileDown} attempts while down for ${N} deliveries`);
+  await receiver.close();
+  r.db.close();
+});
+
+test('an endpoint capped at maxPerMinute gets its requests evenly spaced, whatever the number of workers', async () => {
+  const receiver = await startReceiver(SECRET);
+  const r = await rig(receiver.url, { workers: 4, maxPerMinute: 600 });
+  await r.anomalies.insert(Array.from({ length: 5 }, () => anomaly()));
+  const d = r.dispatcher();
+  d.start();
+  await waitFor('all recorded as delivered', async () => (await r.outbox.stats()).delivered === 5, 10_000);
+  await d.stop();
+  const at = receiver.requests.map((q) => q.at);
+  for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[i - 1]! >= 90, `request ${i} came ${at[i]! - at[i - 1]!} ms after the previous one (cap: one per 100 ms)`);
   await receiver.close();
   r.db.close();
 });

@@ -117,7 +117,7 @@ export async function startReceiver(secret: string, reply: (r: Received) => Repl
 export const SECRET = 'test-webhook-secret-0123456789';
 
 export function endpoint(o: Partial<WebhookEndpoint> & { id: string; url: string }): WebhookEndpoint {
-  return { secret: SECRET, format: 'json', filters: {}, enabled: true, description: null, origin: 'api', createdAt: 0, updatedAt: 0, ...o };
+  return { secret: SECRET, format: 'json', filters: {}, enabled: true, description: null, maxPerMinute: null, origin: 'api', createdAt: 0, updatedAt: 0, ...o };
 }
 
 let n = 0;

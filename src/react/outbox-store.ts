@@ -144,6 +144,7 @@ const MIGRATIONS = [
    CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, status, seq);
    CREATE TABLE webhook_groups (group_key TEXT PRIMARY KEY, delivery_id TEXT NOT NULL, window_until INTEGER NOT NULL);
    CREATE TABLE webhook_endpoint_health (endpoint_id TEXT PRIMARY KEY, failures INTEGER NOT NULL, blocked_until INTEGER NOT NULL);`,
+  `ALTER TABLE webhook_endpoints ADD COLUMN max_per_minute INTEGER;`,
 ];
 
 export function migrateReactStore(db: SqliteDb): void {
@@ -158,6 +159,7 @@ interface EndpointRow {
   filters: string;
   enabled: number;
   description: string | null;
+  max_per_minute: number | null;
   origin: 'config' | 'api';
   created_at: number;
   updated_at: number;
@@ -192,6 +194,7 @@ const endpointFromRow = (r: EndpointRow): WebhookEndpoint => ({
   filters: JSON.parse(r.filters) as WebhookFilters,
   enabled: r.enabled === 1,
   description: r.description,
+  maxPerMinute: r.max_per_minute,
   origin: r.origin,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -272,6 +275,7 @@ export class SqliteOutboxStore implements OutboxStore {
          RETURNING *`,
       ),
       health: db.prepare('SELECT failures, blocked_until FROM webhook_endpoint_health WHERE endpoint_id = ?'),
+      maxPerMinute: db.prepare('SELECT max_per_minute FROM webhook_endpoints WHERE id = ?').pluck(),
       healthPut: db.prepare(
         `INSERT INTO webhook_endpoint_health (endpoint_id, failures, blocked_until) VALUES (@endpointId, @failures, @blockedUntil)
          ON CONFLICT (endpoint_id) DO UPDATE SET failures = excluded.failures, blocked_until = excluded.blocked_until`,
@@ -321,12 +325,13 @@ export class SqliteOutboxStore implements OutboxStore {
   private putEndpointSync(e: WebhookEndpoint): void {
     this.db
       .prepare(
-        `INSERT INTO webhook_endpoints (id, url, secret, format, filters, enabled, description, origin, created_at, updated_at)
-         VALUES (@id, @url, @secret, @format, @filters, @enabled, @description, @origin, @createdAt, @updatedAt)
+        `INSERT INTO webhook_endpoints (id, url, secret, format, filters, enabled, description, max_per_minute, origin, created_at, updated_at)
+         VALUES (@id, @url, @secret, @format, @filters, @enabled, @description, @maxPerMinute, @origin, @createdAt, @updatedAt)
          ON CONFLICT (id) DO UPDATE SET url = excluded.url, secret = excluded.secret, format = excluded.format, filters = excluded.filters,
-           enabled = excluded.enabled, description = excluded.description, origin = excluded.origin, updated_at = excluded.updated_at`,
+           enabled = excluded.enabled, description = excluded.description, max_per_minute = excluded.max_per_minute, origin = excluded.origin,
+           updated_at = excluded.updated_at`,
       )
-      .run({ ...e, filters: JSON.stringify(e.filters), enabled: e.enabled ? 1 : 0, description: e.description ?? null });
+      .run({ ...e, filters: JSON.stringify(e.filters), enabled: e.enabled ? 1 : 0, description: e.description ?? null, maxPerMinute: e.maxPerMinute ?? null });
   }
 
   private deleteEndpointSync(id: string): boolean {
@@ -363,7 +368,7 @@ export class SqliteOutboxStore implements OutboxStore {
       for (const e of endpoints) {
         const old = existing.get(e.id);
         const same = old && old.origin === 'config' && old.url === e.url && old.secret === e.secret && old.format === e.format &&
-          old.enabled === e.enabled && old.description === e.description && JSON.stringify(old.filters) === JSON.stringify(e.filters);
+          old.enabled === e.enabled && old.description === e.description && old.maxPerMinute === e.maxPerMinute && JSON.stringify(old.filters) === JSON.stringify(e.filters);
         if (same) continue;
         this.putEndpointSync({ ...e, createdAt: old?.createdAt ?? e.createdAt });
         changed = true;
@@ -432,8 +437,11 @@ export class SqliteOutboxStore implements OutboxStore {
       const r = this.s.claim.get({ now, until, token }) as DeliveryRow | undefined;
       if (!r) return null;
       // An endpoint that has been failing is probed by one delivery at a time: hold the rest until this one is done.
+      // A capped endpoint (maxPerMinute) takes its next request one interval later at the earliest.
       const h = this.s.health.get(r.endpoint_id) as { failures: number; blocked_until: number } | undefined;
-      if (h && h.failures > 0) this.s.healthPut.run({ endpointId: r.endpoint_id, failures: h.failures, blockedUntil: until });
+      const perMinute = this.s.maxPerMinute.get(r.endpoint_id) as number | null;
+      const blockedUntil = Math.max(h && h.failures > 0 ? until : 0, perMinute ? now + Math.ceil(60_000 / perMinute) : 0);
+      if (blockedUntil > 0) this.s.healthPut.run({ endpointId: r.endpoint_id, failures: h?.failures ?? 0, blockedUntil });
       return { ...deliveryFromRow(r), token, claimedUntil: until };
     })();
   }

@@ -35,6 +35,7 @@ export async function startReactions(o: { config: Config; statePath: string; sta
     filters: w.filters ?? {},
     enabled: w.enabled ?? true,
     description: w.description ?? null,
+    maxPerMinute: w.maxPerMinute ?? null,
     origin: 'config',
     createdAt: t,
     updatedAt: t,

@@ -28,6 +28,8 @@ export interface WebhookEndpoint {
   filters: WebhookFilters;
   enabled: boolean;
   description: string | null;
+  /** At most this many requests per minute to this endpoint, evenly spaced (Slack takes about 1/s); null = no cap. */
+  maxPerMinute: number | null;
   /** `config`: defined in the config file (read-only over the API); `api`: created over HTTP. */
   origin: 'config' | 'api';
   createdAt: number;
@@ -62,6 +64,7 @@ export const endpointInputSchema = z
     filters: filtersSchema.default({}),
     enabled: z.boolean().default(true),
     description: z.string().max(500).nullable().optional(),
+    maxPerMinute: z.number().int().min(1).max(600_000).nullable().optional(),
   })
   .strict();
 export type EndpointInput = z.input<typeof endpointInputSchema>;
@@ -75,6 +78,7 @@ export const endpointPatchSchema = z
     filters: filtersSchema.optional(),
     enabled: z.boolean().optional(),
     description: z.string().max(500).nullable().optional(),
+    maxPerMinute: z.number().int().min(1).max(600_000).nullable().optional(),
   })
   .strict();
 
