@@ -4,7 +4,7 @@
 //   BENCH_QUERY_RUNS timed runs per query after one warm-up (default 9, at least 7)
 //   BENCH_BATCH_CONCURRENCY / BENCH_SINGLE_CONCURRENCY  comma lists of in-flight requests to try (default 32,64 / 128,256)
 //   BENCH_KEEP=1    keep the temporary data directory
-//   --only ingest|warehouse
+//   --only ingest,detect,react,warehouse (a comma list; default all)
 // Writes bench/results/latest.json, latest.md and <ISO date>.json; prints a summary table.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { ROOT, runIngestBench, type IngestReport } from './ingest.js';
 import { runWarehouseBench, type QueryRow, type WarehouseReport } from './warehouse.js';
 import { benchDetector, type DetectBenchReport } from './detect.js';
 import { runDetectLatencyBench, type DetectLatencyReport } from './detect-latency.js';
+import { runReactBench, type ReactBenchReport } from './react.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -33,13 +34,16 @@ function listEnv(name: string, def: number[]): number[] {
   return list;
 }
 
-type Part = 'ingest' | 'warehouse' | 'detect';
-function parseOnly(argv: string[]): Part | null {
+type Part = 'ingest' | 'warehouse' | 'detect' | 'react';
+const PARTS: readonly Part[] = ['ingest', 'detect', 'react', 'warehouse'];
+/** `--only a,b`: the parts to run (null = all). */
+function parseOnly(argv: string[]): Set<Part> | null {
   const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
   if (i < 0) return null;
-  const v = argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1];
-  if (v !== 'ingest' && v !== 'warehouse' && v !== 'detect') throw new Error(`--only takes ingest, warehouse or detect, got ${v}`);
-  return v;
+  const v = (argv[i]!.includes('=') ? argv[i]!.split('=')[1] : argv[i + 1]) ?? '';
+  const parts = v.split(',').map((p) => p.trim());
+  for (const p of parts) if (!PARTS.includes(p as Part)) throw new Error(`--only takes a comma list of ${PARTS.join(', ')}, got ${p}`);
+  return new Set(parts as Part[]);
 }
 
 interface Bar {
@@ -59,6 +63,7 @@ interface Results {
   ingest?: IngestReport;
   warehouse?: WarehouseReport;
   detect?: { detector: DetectBenchReport; latency: DetectLatencyReport };
+  react?: ReactBenchReport;
 }
 
 const n = (v: number) => v.toLocaleString('en-US');
@@ -157,7 +162,7 @@ async function main(): Promise<void> {
       release: os.release(),
       loadAvgAtStart: os.loadavg(),
     },
-    options: { seconds, events, queryRuns, only },
+    options: { seconds, events, queryRuns, only: only ? [...only].join(',') : null },
     bars: [],
     notes: [
       'The load generator, the server and the sink share this machine\'s cores; other work on the machine makes numbers noisy (compare the ratios, which are measured in the same run).',
@@ -171,7 +176,7 @@ async function main(): Promise<void> {
   const tmpDir = await mkdtemp(join(os.tmpdir(), 'causality-bench-'));
   say(`causality bench: ${cpus.length} × ${results.machine.model}, node ${process.version}; data in ${tmpDir}`);
   try {
-    if (only === null || only === 'ingest') {
+    if (!only || only.has('ingest')) {
       say(`\n== ingest (${seconds} s per phase) ==`);
       const ing = await runIngestBench({
         seconds,
@@ -192,7 +197,7 @@ async function main(): Promise<void> {
       }
       await rm(join(tmpDir, 'ingest'), { recursive: true, force: true });
     }
-    if (only === null || only === 'detect') {
+    if (!only || only.has('detect')) {
       say('\n== detection ==');
       const detector = await benchDetector();
       say(`  detector on one core: ${n(detector.eventsPerSecond)} events/s (models only ${n(detector.modelsOnlyEventsPerSecond)})`);
@@ -202,7 +207,16 @@ async function main(): Promise<void> {
       results.bars.push({ name: `ingest → stored anomaly p99 at ${n(latency.rate)} ev/s (${latency.anomaliesStored} anomalies)`, value: latency.p99Ms, unit: 'ms', target: '< 500', pass: latency.anomaliesStored > 0 && latency.p99Ms < 500 });
       results.notes.push(`Ingest → anomaly p50 ${latency.p50Ms} ms, p99 ${latency.p99Ms} ms (interpolated within the detector's latency histogram buckets).`);
     }
-    if (only === null || only === 'warehouse') {
+    if (!only || only.has('react')) {
+      say('\n== reactions (webhooks) ==');
+      const react = await runReactBench({ tmpDir: join(tmpDir, 'react'), say });
+      results.react = react;
+      const o = react.outage;
+      results.bars.push({ name: `${n(o.anomalies)} anomalies through a receiver outage + kill -9: lost`, value: o.lost, unit: '', target: '0 (dead letters 0, duplicates only same id)', pass: react.bars.noneLost && react.bars.noDeadLetters });
+      results.bars.push({ name: 'webhook delivery adds, p99 (healthy receiver)', value: react.latency.deliveryAddsP99Ms, unit: 'ms', target: '< 50', pass: react.bars.deliveryAddsP99Under50Ms });
+      results.notes.push(`Reactions: ${n(o.delivered)} delivered, ${o.duplicates} duplicate requests (same delivery id), ${o.deadLetters} dead letters, ${o.badSignatures} bad signatures; receiver down ${o.downSeconds.toFixed(1)} s, drained ${o.drainSeconds.toFixed(1)} s after it came back. Ingest → webhook p50 ${react.latency.ingestToWebhookP50Ms} ms, p99 ${react.latency.ingestToWebhookP99Ms} ms.`);
+    }
+    if (!only || only.has('warehouse')) {
       say(`\n== warehouse + queries (${events.toLocaleString('en-US')} events) ==`);
       const wh = await runWarehouseBench({ events, days: 30, devices: 20_000, runs: queryRuns, tmpDir, say });
       results.warehouse = wh;
