@@ -35,7 +35,8 @@ export function bucketQuantile(buckets: Array<[number, number]>, q: number): num
 
 export async function runDetectLatencyBench(o: { tmpDir: string; rate?: number; seconds?: number; say: (s: string) => void }): Promise<DetectLatencyReport> {
   const rate = o.rate ?? 5000;
-  const seconds = o.seconds ?? 20;
+  // Longer than the detector's snapshot interval (60 s by default), so the tail includes a snapshot.
+  const seconds = o.seconds ?? Number(process.env.BENCH_DETECT_SECONDS ?? 75);
   const dataDir = join(o.tmpDir, 'detect-latency');
   const { child: server, match } = await spawnNode(
     [join(ROOT, 'bin/causality.js'), 'up', '--data-dir', dataDir, '--port', '0', '--host', '127.0.0.1'],

@@ -105,7 +105,7 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['RISK_LLM_TIMEOUT', 'riskLlm.timeout', '10s', 'its timeout'],
   ['GITHUB_WEBHOOK_SECRET', 'changeWebhookSecrets.github', '-', 'verify `X-Hub-Signature-256` of GitHub change webhooks'],
   ['SLACK_SIGNING_SECRET', 'changeWebhookSecrets.slack', '-', 'verify Slack request signatures of Slack change webhooks'],
-  ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '10s', 'how often the detector snapshots its models (a restart replays the log since)'],
+  ['DETECTOR_SNAPSHOT_INTERVAL', 'detectorSnapshotInterval', '60s', 'how often the detector snapshots its models (a restart replays the log since; each snapshot briefly holds scoring)'],
   ['CAUSALITY_WEBHOOKS', 'webhooks', '(none)', 'webhook endpoints (a JSON array in the environment, a list in the file): `id`, `url`, `secret`, `format`, `filters`, `enabled`; see Reactions'],
   ['DISPATCHER_WORKERS', 'dispatcherWorkers', '4', 'webhook deliveries sent at once by this process; 0 runs no dispatcher here'],
   ['WEBHOOK_TIMEOUT', 'webhookTimeout', '10s', 'a webhook attempt without an answer by then has failed (and is retried)'],
@@ -329,7 +329,7 @@ export function loadConfig(
     },
     deferAboveEventsPerSecond: int(env.CONSUMER_DEFER_ABOVE, file.consumerDeferAbove, 20_000),
     maxDeferMs: parseDuration(env.CONSUMER_MAX_DEFER ?? file.consumerMaxDefer ?? '30s'),
-    detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '10s'),
+    detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '60s'),
   };
   return { config, createdDevConfig };
 }

@@ -42,6 +42,8 @@ export class DetectorConsumer {
   private loop: Promise<void> | null = null;
   private lastSnapshot = 0;
   private wake: (() => void) | null = null;
+  private committing: Promise<void> = Promise.resolve();
+  private snapshotting: Promise<void> | null = null;
   readonly stats: DetectorStats = { position: 0, events: 0, anomaliesRaised: 0, anomaliesStored: 0, lastLatencyMs: null };
 
   constructor(private readonly o: DetectorConsumerOptions) {}
@@ -83,7 +85,7 @@ export class DetectorConsumer {
         }
         if (recs.length === 0) {
           await Promise.race([bus.waitFor(this.position, 200), new Promise<void>((r) => (this.wake = r))]);
-          if (this.now() - this.lastSnapshot >= (this.o.snapshotEveryMs ?? 10_000)) await this.snapshot();
+          this.maybeSnapshot();
           continue;
         }
         const raised: Anomaly[] = [];
@@ -104,7 +106,7 @@ export class DetectorConsumer {
         this.position = recs[recs.length - 1]!.offset + 1;
         this.stats.position = this.position;
         if (raised.length) await this.store(raised, receivedAt);
-        if (this.now() - this.lastSnapshot >= (this.o.snapshotEveryMs ?? 10_000)) await this.snapshot();
+        this.maybeSnapshot();
       } catch (err) {
         log.error({ err }, 'detector: consuming failed; retrying in 1 s');
         await new Promise((r) => setTimeout(r, 1000));
@@ -123,14 +125,33 @@ export class DetectorConsumer {
     this.o.onStored?.(fresh, latencies);
   }
 
-  /** Saves the engine's state with the position it covers, then commits that position on the bus (retention). */
-  async snapshot(): Promise<void> {
-    const { engine, snapshots, bus } = this.o;
+  /** Starts a snapshot when one is due and none is in flight; scoring goes on while it compresses and saves. */
+  private maybeSnapshot(): void {
+    if (this.snapshotting || this.now() - this.lastSnapshot < (this.o.snapshotEveryMs ?? 10_000)) return;
+    this.snapshotting = this.snapshot()
+      .catch((err: unknown) => this.o.log.error({ err }, 'detector: snapshot failed (retried at the next one)'))
+      .finally(() => {
+        this.snapshotting = null;
+      });
+  }
+
+  /**
+   * Saves the engine's state with the position it covers, then commits that position on the bus (which only lets
+   * retention drop what the snapshot covers). The bus commit (a few fsyncs on the log's thread) is not waited for on
+   * the scoring path: commits are chained in order, and a restart trusts the snapshot's own position anyway.
+   */
+  async snapshot(waitForCommit = false): Promise<void> {
+    const { engine, snapshots, bus, log } = this.o;
     engine.sweep();
     const position = this.position;
-    await snapshots.save(DETECTOR_CONSUMER, engine.snapshot(), String(position), this.stats.events);
-    await bus.commit(DETECTOR_CONSUMER, position);
     this.lastSnapshot = this.now();
+    // Serialised synchronously here (the state cannot move under it), compressed in the I/O pool while scoring goes on.
+    const data = await engine.snapshotAsync();
+    await snapshots.save(DETECTOR_CONSUMER, data, String(position), this.stats.events);
+    this.committing = this.committing
+      .then(() => bus.commit(DETECTOR_CONSUMER, position))
+      .catch((err: unknown) => log.error({ err, position }, 'detector: committing its position failed (retried at the next snapshot)'));
+    if (waitForCommit) await this.committing;
   }
 
   /** Stops after the current batch and takes a final snapshot. */
@@ -139,6 +160,7 @@ export class DetectorConsumer {
     this.running = false;
     this.wake?.();
     await this.loop;
-    await this.snapshot();
+    await this.snapshotting;
+    await this.snapshot(true);
   }
 }

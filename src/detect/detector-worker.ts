@@ -58,6 +58,9 @@ async function main(): Promise<void> {
   });
 
   const db = openSqlite(d.statePath);
+  // NORMAL (WAL): a power cut may roll back the newest anomalies, but their snapshot position rolls back with them in
+  // the same file, so the replay raises them again under the same ids; meanwhile no fsync sits on the scoring path.
+  db.pragma('synchronous = NORMAL');
   // Webhook deliveries are written in the anomaly's own transaction (the outbox reads the endpoints from the same db).
   const outbox = new SqliteOutboxStore(db);
   const outboxSignal = new BroadcastChannel(OUTBOX_CHANNEL);

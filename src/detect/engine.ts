@@ -23,7 +23,7 @@ import {
 } from './markov.js';
 import { evaluateRule, evictRuleState, newRuleState, type CompiledRule, type EventView, type RuleState } from './rules-engine.js';
 import { newScores, type ModelScores } from './scores.js';
-import { decodeState, encodeState } from './serialize.js';
+import { decodeState, encodeState, encodeStateAsync } from './serialize.js';
 
 /** Every knob of the models, with its default. */
 export interface DetectorConfig {
@@ -693,6 +693,11 @@ export class DetectionEngine {
   /** The whole state (models, entities, rule windows, cool-downs, recently raised ids), gzipped JSON. */
   snapshot(): Buffer {
     return encodeState(this.s);
+  }
+
+  /** The same as `snapshot()`, compressing off the calling thread (the live detector uses this). */
+  snapshotAsync(): Promise<Buffer> {
+    return encodeStateAsync(this.s);
   }
 
   /** Replaces the state with a snapshot's (rules stay those set on this engine). */
