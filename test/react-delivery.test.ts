@@ -175,7 +175,10 @@ test('an endpoint capped at maxPerMinute gets its requests evenly spaced, whatev
   await waitFor('all recorded as delivered', async () => (await r.outbox.stats()).delivered === 5, 10_000);
   await d.stop();
   const at = receiver.requests.map((q) => q.at);
-  for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[i - 1]! >= 90, `request ${i} came ${at[i]! - at[i - 1]!} ms after the previous one (cap: one per 100 ms)`);
+  // Sends are spaced at dispatch; arrivals carry scheduling jitter, so check the cumulative pace (an uncapped
+  // dispatcher would deliver all five within a few milliseconds).
+  assert.equal(at.length, 5);
+  for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[0]! >= i * 100 - 25, `request ${i} came ${at[i]! - at[0]!} ms after the first (cap: one per 100 ms)`);
   await receiver.close();
   r.db.close();
 });
