@@ -1,17 +1,9 @@
 // The statistics the causal engine is built on, written here because they are the product's own: robust location and
 // scale, quantiles, a seeded RNG, the normal distribution, and dense least squares (Cholesky) for small designs.
+import { rng } from '../generate/rng.js';
 
-/** Mulberry32: small, fast, seeded; good enough for simulation draws and synthetic data (not for secrets). */
-export function createRng(seed: number): () => number {
-  let a = seed >>> 0 || 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The project's seeded PRNG (mulberry32); seed 0 is replaced, as it always was here. */
+export const createRng = (seed: number): (() => number) => rng(seed >>> 0 || 0x9e3779b9);
 
 /** Standard normal draws from a uniform RNG (Box–Muller, caching the second value). */
 export function createNormal(rand: () => number): () => number {

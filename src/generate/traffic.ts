@@ -3,17 +3,8 @@
 // the benchmarks' fast, timestamp-driven stream.
 import { v4 as uuidv4 } from 'uuid';
 
-/** Small seeded PRNG (mulberry32) so generated traffic is reproducible. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from './rng.js';
+import { rng } from './rng.js';
 
 const SCREENS = ['Home', 'Search', 'ProductList', 'ProductDetail', 'Cart', 'Checkout', 'Profile', 'Settings'];
 const BUTTONS = ['login', 'search', 'add_to_cart', 'checkout', 'pay', 'back', 'menu', 'share'];

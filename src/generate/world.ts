@@ -1,17 +1,7 @@
 // The synthetic world the labelled generator simulates: apps with a navigation graph per version, countries with
 // carrier IP pools and time zones, device models with realistic app user agents. Pure data plus small pickers.
 
-/** Seeded PRNG (mulberry32): every generated stream is reproducible from its seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from './rng.js';
 
 /** Mixes a seed with a stream number so each actor has its own independent, reproducible stream. */
 export function mixSeed(seed: number, stream: number): number {
