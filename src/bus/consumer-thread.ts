@@ -1,5 +1,6 @@
 // The main thread's handle on a bus consumer running in a worker thread (the warehouse sink, the detector): starts
 // it, serves it the log over a MessagePort, knows its committed position, merges its metrics, stops it.
+import { setPriority } from 'node:os';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../obs/logger.js';
@@ -14,6 +15,18 @@ export type ConsumerWorkerMessage =
   | { type: 'stopped' }
   | { type: 'metrics'; json: unknown }
   | { type: 'fatal'; message: string };
+
+/**
+ * Lowers the calling worker thread's CPU priority (Linux: per thread; threads it starts later inherit it).
+ * Not permitted (or not Linux): it runs at normal priority.
+ */
+export function lowerThisThread(nice: number): void {
+  try {
+    if (nice > 0) setPriority(0, nice);
+  } catch {
+    /* not permitted here */
+  }
+}
 
 export interface ConsumerThreadOptions<D> {
   /** The consumer's name on the bus (its committed offset). */

@@ -3,6 +3,9 @@
 // the detector defer their work, at most until their oldest pending record is `maxDeferMs` old; they catch up when
 // the burst ends. The ingest thread publishes its rate through shared memory; consumers read it without messages.
 
+import { decodeIngestHeader } from '../event/ingest-record.js';
+import type { Bus } from './bus.js';
+
 const RATE = 0;
 const UPDATED_AT = 1;
 
@@ -57,9 +60,22 @@ export class PressureGauge {
     return Date.now() - this.view[UPDATED_AT]! > 2_000 ? 0 : this.view[RATE]!;
   }
 
+  get bursting(): boolean {
+    return this.policy.aboveEventsPerSecond > 0 && this.ingestEventsPerSecond > this.policy.aboveEventsPerSecond;
+  }
+
   /** True while ingest is above the burst rate and the oldest pending record (received at `receivedAt`) may wait. */
   shouldDefer(receivedAt: number, now = Date.now()): boolean {
-    const { aboveEventsPerSecond, maxDeferMs } = this.policy;
-    return aboveEventsPerSecond > 0 && now - receivedAt < maxDeferMs && this.ingestEventsPerSecond > aboveEventsPerSecond;
+    return this.bursting && now - receivedAt < this.policy.maxDeferMs;
+  }
+
+  /**
+   * Whether a consumer whose next record is at `offset` should wait now. Reads that one record only when ingest is
+   * bursting (a consumer that defers must not keep pulling whole batches through the log's thread).
+   */
+  async deferAt(bus: Bus, offset: number): Promise<boolean> {
+    if (!this.bursting) return false;
+    const [head] = await bus.read(offset, 1);
+    return head !== undefined && this.shouldDefer(decodeIngestHeader(head.payload).receivedAt);
   }
 }

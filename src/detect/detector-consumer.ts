@@ -3,7 +3,7 @@
 // replays from that position: anomaly ids are deterministic and stored idempotently, so the replay raises nothing twice.
 import type { Bus } from '../bus/bus.js';
 import type { PressureGauge } from '../bus/ingest-pressure.js';
-import { decodeIngestHeader, decodeIngestRecord } from '../event/ingest-record.js';
+import { decodeIngestRecord } from '../event/ingest-record.js';
 import type { Logger } from '../obs/logger.js';
 import type { Anomaly } from './anomaly.js';
 import type { AnomalyStore, SnapshotStore } from './anomaly-store.js';
@@ -78,11 +78,11 @@ export class DetectorConsumer {
     const { bus, log } = this.o;
     while (this.running) {
       try {
-        const recs = await bus.read(this.position, this.o.readBatch ?? 100);
-        if (recs.length > 0 && this.o.defer?.shouldDefer(decodeIngestHeader(recs[0]!.payload).receivedAt)) {
+        if (await this.o.defer?.deferAt(bus, this.position)) {
           await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
           continue;
         }
+        const recs = await bus.read(this.position, this.o.readBatch ?? 100);
         if (recs.length === 0) {
           await Promise.race([bus.waitFor(this.position, 200), new Promise<void>((r) => (this.wake = r))]);
           this.maybeSnapshot();

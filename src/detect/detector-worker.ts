@@ -1,12 +1,11 @@
 // Worker-thread entry of the detector: consumes the log (through the main thread), scores events with the engine and
-// the hot-reloaded rules, stores anomalies and snapshots in the state store. Runs at the background priority: under an
-// ingest burst it lags (the log holds the events) rather than slowing acknowledgements.
-import { setPriority } from 'node:os';
+// the hot-reloaded rules, stores anomalies and snapshots in the state store. Runs at DETECTOR_NICE (normal by default:
+// detection latency matters); during an ingest burst it defers (bounded) rather than slowing acknowledgements.
 import { BroadcastChannel, parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { Histogram, Counter, Gauge, Registry } from 'prom-client';
 import { RemoteBus } from '../bus/bus-port.js';
 import { PressureGauge, type DeferPolicy } from '../bus/ingest-pressure.js';
-import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
+import { lowerThisThread, type ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
 import { openSqlite } from '../state/sqlite.js';
 import { OUTBOX_CHANNEL } from '../react/dispatcher.js';
@@ -31,11 +30,7 @@ export interface DetectorWorkerData {
 async function main(): Promise<void> {
   const d = workerData as DetectorWorkerData & { busPort: MessagePort };
   const port = parentPort!;
-  try {
-    if (d.nice > 0) setPriority(0, d.nice);
-  } catch {
-    /* not permitted: normal priority */
-  }
+  lowerThisThread(d.nice);
   const log = createLogger(d.logLevel, 'causality-detector');
   const registry = new Registry();
   const latency = new Histogram({

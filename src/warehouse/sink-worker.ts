@@ -2,12 +2,11 @@
 // lower CPU priority, so they never stall the ingest event loop; the log stays with the main thread (bus-port.ts).
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
-import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { RemoteBus } from '../bus/bus-port.js';
 import { PressureGauge, type DeferPolicy } from '../bus/ingest-pressure.js';
-import type { ConsumerWorkerMessage } from '../bus/consumer-thread.js';
+import { lowerThisThread, type ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { DuckEngine } from './duckdb.js';
@@ -30,12 +29,7 @@ type SinkWorkerMessage = ConsumerWorkerMessage;
 async function main(): Promise<void> {
   const d = workerData as SinkWorkerData & { busPort: MessagePort };
   const port = parentPort!;
-  try {
-    // On Linux this lowers the calling thread only; DuckDB's threads, started below, inherit it.
-    if (d.nice > 0) setPriority(0, d.nice);
-  } catch {
-    /* not permitted here: run at normal priority */
-  }
+  lowerThisThread(d.nice); // DuckDB's threads, started below, inherit it
   const log = createLogger(d.logLevel, 'causality-sink');
   const metrics = createMetrics({ processMetrics: false });
   const bus = await RemoteBus.connect(d.busPort);

@@ -6,7 +6,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bus, BusRecord } from '../bus/bus.js';
 import type { PressureGauge } from '../bus/ingest-pressure.js';
-import { decodeIngestHeader, decodeIngestRecord } from '../event/ingest-record.js';
+import { decodeIngestRecord } from '../event/ingest-record.js';
 import { EVENT_COLUMNS, serializeStoredEvent } from '../event/stored-event.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -81,11 +81,11 @@ export class WarehouseSink {
       let firstAt = 0;
       // Fill until full, or until the oldest record waited flushIntervalMs, or until stopping (then flush what we have).
       while (lines.length < batchMaxEvents) {
-        const recs = await bus.read(next, 200);
-        if (recs.length > 0 && batch.length === 0 && !this.stopping && this.o.defer?.shouldDefer(decodeIngestHeader(recs[0]!.payload).receivedAt)) {
+        if (batch.length === 0 && !this.stopping && (await this.o.defer?.deferAt(bus, next))) {
           await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
           continue;
         }
+        const recs = await bus.read(next, 200);
         if (recs.length > 0) {
           if (batch.length === 0) firstAt = Date.now();
           for (const r of recs) {
