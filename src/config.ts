@@ -63,6 +63,12 @@ export interface Config {
   detectorWarmFrom: string | null;
   deferAboveEventsPerSecond: number;
   maxDeferMs: number;
+  /** Distributed backends (scale-out): null keeps the embedded one (segmented log, SQLite, local Parquet). */
+  busUrl: string | null;
+  busStream: string;
+  databaseUrl: string | null;
+  s3: { endpoint: string | null; bucket: string; prefix: string; region: string; accessKeyId?: string; secretAccessKey?: string } | null;
+  s3CacheBytes: number;
 }
 
 export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string, doc: string]> = [
@@ -113,6 +119,16 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['WEBHOOK_BACKOFF_BASE', 'webhookBackoffBase', '1s', 'first retry delay; doubles per attempt, with jitter'],
   ['WEBHOOK_BACKOFF_MAX', 'webhookBackoffMax', '10m', 'longest retry delay (a longer `Retry-After` is honoured up to 1 h)'],
   ['WEBHOOK_GROUP_WINDOW', 'webhookGroupWindow', '60s', 'per endpoint + entity + source: the first anomaly alerts at once, the rest of the window become one alert with a count; 0 = no grouping'],
+  ['CAUSALITY_BUS', 'bus', '(embedded log)', '`nats://host:4222[,nats://…]`: the bus is a NATS JetStream stream instead of the embedded log'],
+  ['CAUSALITY_BUS_STREAM', 'busStream', 'CAUSALITY_EVENTS', 'JetStream stream name (its subjects are `<stream lower-case>.<partition>`)'],
+  ['DATABASE_URL', 'databaseUrl', '(embedded SQLite)', '`postgres://user@host:5432/db`: anomalies, snapshots, webhooks, outbox and metric-crash state in PostgreSQL instead of `<dataDir>/state.db`'],
+  ['S3_BUCKET', 's3.bucket', '(local files)', 'Parquet warehouse in this S3-compatible bucket instead of `<dataDir>/warehouse`'],
+  ['S3_ENDPOINT', 's3.endpoint', '(AWS)', 'S3-compatible endpoint URL (path-style addressing)'],
+  ['S3_PREFIX', 's3.prefix', '(none)', 'key prefix inside the bucket'],
+  ['S3_REGION', 's3.region', 'us-east-1', 'region'],
+  ['S3_ACCESS_KEY_ID', 's3.accessKeyId', '(SDK default chain)', 'access key'],
+  ['S3_SECRET_ACCESS_KEY', 's3.secretAccessKey', '(SDK default chain)', 'secret key'],
+  ['S3_CACHE_BYTES', 's3CacheBytes', '4294967296', 'local read-through cache of warehouse objects for DuckDB (least recently used evicted)'],
 ];
 
 /** Parses `500ms`, `1s`, `30s`, `5m`, `1h` or a bare number of milliseconds. */
@@ -181,6 +197,18 @@ const fileSchema = z
     changeWebhookSecrets: z.object({ github: z.string().optional(), slack: z.string().optional() }),
     consumerDeferAbove: z.number().int().min(0),
     consumerMaxDefer: z.union([z.string(), z.number()]),
+    bus: z.string(),
+    busStream: z.string().regex(/^[A-Za-z0-9_-]+$/),
+    databaseUrl: z.string(),
+    s3: z.object({
+      endpoint: z.string().optional(),
+      bucket: z.string(),
+      prefix: z.string().optional(),
+      region: z.string().optional(),
+      accessKeyId: z.string().optional(),
+      secretAccessKey: z.string().optional(),
+    }),
+    s3CacheBytes: z.number().int().min(0),
   })
   .partial();
 
@@ -330,6 +358,22 @@ export function loadConfig(
     deferAboveEventsPerSecond: int(env.CONSUMER_DEFER_ABOVE, file.consumerDeferAbove, 20_000),
     maxDeferMs: parseDuration(env.CONSUMER_MAX_DEFER ?? file.consumerMaxDefer ?? '30s'),
     detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '60s'),
+    busUrl: env.CAUSALITY_BUS || file.bus || null,
+    busStream: env.CAUSALITY_BUS_STREAM || file.busStream || 'CAUSALITY_EVENTS',
+    databaseUrl: env.DATABASE_URL || file.databaseUrl || null,
+    s3: (() => {
+      const bucket = env.S3_BUCKET || file.s3?.bucket;
+      if (!bucket) return null;
+      return {
+        endpoint: env.S3_ENDPOINT || file.s3?.endpoint || null,
+        bucket,
+        prefix: (env.S3_PREFIX ?? file.s3?.prefix ?? '').replace(/^\/+|\/+$/g, ''),
+        region: env.S3_REGION || file.s3?.region || 'us-east-1',
+        accessKeyId: env.S3_ACCESS_KEY_ID || file.s3?.accessKeyId,
+        secretAccessKey: env.S3_SECRET_ACCESS_KEY || file.s3?.secretAccessKey,
+      };
+    })(),
+    s3CacheBytes: int(env.S3_CACHE_BYTES, file.s3CacheBytes, 4 * 1024 ** 3),
   };
   return { config, createdDevConfig };
 }
