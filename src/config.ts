@@ -66,6 +66,8 @@ export interface Config {
   /** Distributed backends (scale-out): null keeps the embedded one (segmented log, SQLite, local Parquet). */
   busUrl: string | null;
   busStream: string;
+  /** Bus partitions by entity (BUS_PARTITIONS): a detector worker owns one. */
+  busPartitions: number;
   databaseUrl: string | null;
   s3: { endpoint: string | null; bucket: string; prefix: string; region: string; accessKeyId?: string; secretAccessKey?: string } | null;
   s3CacheBytes: number;
@@ -121,6 +123,7 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['WEBHOOK_GROUP_WINDOW', 'webhookGroupWindow', '60s', 'per endpoint + entity + source: the first anomaly alerts at once, the rest of the window become one alert with a count; 0 = no grouping'],
   ['CAUSALITY_BUS', 'bus', '(embedded log)', '`nats://host:4222[,nats://…]`: the bus is a NATS JetStream stream instead of the embedded log'],
   ['CAUSALITY_BUS_STREAM', 'busStream', 'CAUSALITY_EVENTS', 'JetStream stream name (its subjects are `<stream lower-case>.<partition>`)'],
+  ['BUS_PARTITIONS', 'busPartitions', '1', 'partitions of the bus by entity (device, else user): each detector (`--partition N`) owns one; the same on every ingest process'],
   ['DATABASE_URL', 'databaseUrl', '(embedded SQLite)', '`postgres://user@host:5432/db`: anomalies, snapshots, webhooks, outbox and metric-crash state in PostgreSQL instead of `<dataDir>/state.db`'],
   ['S3_BUCKET', 's3.bucket', '(local files)', 'Parquet warehouse in this S3-compatible bucket instead of `<dataDir>/warehouse`'],
   ['S3_ENDPOINT', 's3.endpoint', '(AWS)', 'S3-compatible endpoint URL (path-style addressing)'],
@@ -199,6 +202,7 @@ const fileSchema = z
     consumerMaxDefer: z.union([z.string(), z.number()]),
     bus: z.string(),
     busStream: z.string().regex(/^[A-Za-z0-9_-]+$/),
+    busPartitions: z.number().int().min(1).max(64),
     databaseUrl: z.string(),
     s3: z.object({
       endpoint: z.string().optional(),
@@ -360,6 +364,7 @@ export function loadConfig(
     detectorSnapshotMs: parseDuration(env.DETECTOR_SNAPSHOT_INTERVAL ?? file.detectorSnapshotInterval ?? '60s'),
     busUrl: env.CAUSALITY_BUS || file.bus || null,
     busStream: env.CAUSALITY_BUS_STREAM || file.busStream || 'CAUSALITY_EVENTS',
+    busPartitions: int(env.BUS_PARTITIONS, file.busPartitions, 1),
     databaseUrl: env.DATABASE_URL || file.databaseUrl || null,
     s3: (() => {
       const bucket = env.S3_BUCKET || file.s3?.bucket;

@@ -3,8 +3,10 @@
 import { checkEvent, eventIdOf, type FieldError, type RequestFacts } from '../event/envelope.js';
 import { envelopesOfBody, isObject, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
+import { entityKeyOf, partitionOf } from '../bus/partition.js';
 
-export type EventCheck = { appId: string; eventId: string } | { error: FieldError };
+/** `partition` only when the bus has more than one (BUS_PARTITIONS). */
+export type EventCheck = { appId: string; eventId: string; partition?: number } | { error: FieldError };
 
 export interface CheckedBody {
   checks: EventCheck[];
@@ -21,7 +23,7 @@ export function parseJsonBody(raw: Buffer): unknown {
   }
 }
 
-export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts, maxEvents: number): CheckedBody {
+export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts, maxEvents: number, partitions = 1): CheckedBody {
   const envelopes = envelopesOfBody(route, body, facts);
   if (!envelopes) {
     if (route === 'ingest' || route.startsWith('segment:') && route !== 'segment:batch') throw new HttpError(400, 'invalid_field', 'body must be a JSON object', 'event');
@@ -32,7 +34,12 @@ export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts
   const checks: EventCheck[] = new Array(envelopes.length);
   for (let i = 0; i < envelopes.length; i++) {
     const c = checkEvent(envelopes[i], facts);
-    checks[i] = c.ok ? { appId: c.event.appId, eventId: eventIdOf(c.event) } : { error: c.error };
+    if (!c.ok) {
+      checks[i] = { error: c.error };
+      continue;
+    }
+    const eventId = eventIdOf(c.event);
+    checks[i] = partitions > 1 ? { appId: c.event.appId, eventId, partition: partitionOf(entityKeyOf(c.event.env, eventId), partitions) } : { appId: c.event.appId, eventId };
   }
   const singular =
     route === 'ingest' ||

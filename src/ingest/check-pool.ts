@@ -45,12 +45,12 @@ export class CheckPool {
     return this.workers.length > 0;
   }
 
-  check(route: IngestRoute, body: Buffer, facts: RequestFacts, maxEvents: number): Promise<CheckedBody> {
+  check(route: IngestRoute, body: Buffer, facts: RequestFacts, maxEvents: number, partitions = 1): Promise<CheckedBody> {
     const id = this.nextId++;
     const w = this.workers[this.turn++ % this.workers.length]!;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      w.postMessage({ id, route, body, facts, maxEvents } satisfies CheckRequest);
+      w.postMessage({ id, route, body, facts, maxEvents, partitions } satisfies CheckRequest);
     });
   }
 

@@ -12,6 +12,7 @@ export interface CheckRequest {
   body: Uint8Array;
   facts: RequestFacts;
   maxEvents: number;
+  partitions: number;
 }
 
 export type CheckReply =
@@ -25,7 +26,7 @@ parentPort!.on('message', (m: CheckRequest) => {
   let reply: CheckReply;
   try {
     const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
-    const r = checkBody(m.route, parseJsonBody(body), m.facts, m.maxEvents);
+    const r = checkBody(m.route, parseJsonBody(body), m.facts, m.maxEvents, m.partitions);
     reply = { id: m.id, ok: true, checks: r.checks, singular: r.singular };
   } catch (err) {
     const e = err instanceof HttpError ? err : new HttpError(400, 'invalid_body', (err as Error).message);

@@ -86,8 +86,8 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
     if (!facts) return reply;
     const { checks, singular } =
       raw.length >= WORKER_MIN_BYTES && checkPool?.available
-        ? await checkPool.check(route, raw, facts, config.maxBatchEvents)
-        : checkBody(route, parseJsonBody(raw), facts, config.maxBatchEvents);
+        ? await checkPool.check(route, raw, facts, config.maxBatchEvents, config.busPartitions)
+        : checkBody(route, parseJsonBody(raw), facts, config.maxBatchEvents, config.busPartitions);
     metrics.ingestBatchSize.observe(checks.length);
     const results = await ingestEvents(checks, facts, route, raw);
     if (singular) {
