@@ -45,7 +45,7 @@ describe('causal HTTP API', () => {
   });
   after(async () => {
     await app.close();
-    store.close();
+    await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -160,7 +160,7 @@ describe('causal HTTP API', () => {
     r = await app.inject({ method: 'POST', url: '/v1/series', headers: A, payload: { name: 'broken', sql: 'SELECT nope', interval: '5s' } });
     assert.equal(r.statusCode, 400);
     assert.equal(r.json().error.field, 'interval');
-    store.putDefinition({ appId: 'appA', name: 'broken', sql: 'SELECT nope', intervalMs: 60_000 });
+    await store.putDefinition({ appId: 'appA', name: 'broken', sql: 'SELECT nope', intervalMs: 60_000 });
     let now = Date.parse('2025-03-01T00:00:00Z');
     const calls: Array<[string, string | undefined]> = [];
     const scheduler = new SeriesScheduler({
