@@ -2,7 +2,7 @@
 // dispatchers in several processes claim with `FOR UPDATE SKIP LOCKED` (a row is taken by one transaction, the others
 // pass over it), and an endpoint's health row is locked for the rest of a claim so "one probe at a time" and
 // `maxPerMinute` hold across processes too. Deliveries are written in the anomaly's transaction (`enqueueWithin`).
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Anomaly } from '../detect/anomaly.js';
 import { migratePg, params, withTransaction, type PgQueryable, type PgPool } from '../state/postgres.js';
 import {
@@ -203,7 +203,8 @@ export class PgOutboxStore implements OutboxStore {
     for (const a of fresh) {
       for (const e of endpoints) {
         if (!matchesFilters(e.filters, a)) continue;
-        const key = groupKeyOf(e.id, a);
+        // PostgreSQL text holds no NUL (the key's separator): the key is stored as its digest.
+        const key = createHash('sha256').update(groupKeyOf(e.id, a)).digest('base64url');
         const g =
           window > 0
             ? (await c.query<{ delivery_id: string; window_until: number }>('SELECT delivery_id, window_until FROM webhook_groups WHERE group_key = $1', [key])).rows[0]
