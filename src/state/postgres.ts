@@ -22,7 +22,8 @@ export interface PgPoolOptions {
   onIdleError?: (err: Error) => void;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+// Lower case only: search_path folds an unquoted name to lower case.
+const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
 const INT8_OID = 20;
 
 // BIGINT (epoch ms, counts) as a JS number: every value we store is far below 2^53. Per pool, not pg's global parser.
@@ -42,7 +43,7 @@ export function schemaOfUrl(url: string): { url: string; schema: string | null }
 export async function openPgPool(o: PgPoolOptions): Promise<PgPool> {
   const parsed = schemaOfUrl(o.url);
   const schema = o.schema ?? parsed.schema;
-  if (schema !== null && !IDENTIFIER.test(schema)) throw new Error(`schema must be a plain identifier, got ${JSON.stringify(schema)}`);
+  if (schema !== null && !IDENTIFIER.test(schema)) throw new Error(`schema must be a lower-case identifier, got ${JSON.stringify(schema)}`);
   const timeout = o.statementTimeoutMs ?? 30_000;
   const pool = new pg.Pool({
     connectionString: parsed.url,
