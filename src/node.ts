@@ -30,7 +30,7 @@ import { LocalWarehouseFiles } from './warehouse/files.js';
 import { ConsumerThread } from './bus/consumer-thread.js';
 import { IngestPressure } from './bus/ingest-pressure.js';
 import { SINK_CONSUMER } from './warehouse/sink.js';
-import { anomalyTable, SqliteAnomalyStore } from './detect/anomaly-store.js';
+import { anomalyTable, type AnomalyStore } from './detect/anomaly-store.js';
 import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
 import type { DetectorWorkerData } from './detect/detector-worker.js';
 import { registerDetectRoutes } from './detect/routes.js';
@@ -38,9 +38,8 @@ import { startReactions, type Reactions } from './react/reactions.js';
 import { registerCausalRoutes } from './causal/routes.js';
 import { SeriesScheduler } from './causal/scheduler.js';
 import { CausalService } from './causal/service.js';
-import { SqliteCausalStore } from './causal/store.js';
 import { seedRulesDir } from './detect/rules-loader.js';
-import { openSqlite } from './state/sqlite.js';
+import { openStateStores } from './state/stores.js';
 import type { SinkWorkerData } from './warehouse/sink-worker.js';
 import { Warehouse } from './warehouse/warehouse.js';
 
@@ -55,7 +54,7 @@ export interface RunningNode {
   log: Logger;
   /** The detector's thread (null with DETECTOR=off) and the anomalies it stored. */
   detector: ConsumerThread<DetectorWorkerData> | null;
-  anomalies: SqliteAnomalyStore;
+  anomalies: AnomalyStore;
   /** Webhook endpoints, the outbox and its dispatcher. */
   reactions: Reactions;
   /** Every route registered, as `METHOD /path` (the OpenAPI test checks each is documented). */
@@ -146,12 +145,18 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   });
   await sink.start();
 
-  // Detection: the detector consumes the log in its own thread; the API reads its anomalies from the state store.
+  // Detection: the detector consumes the log in its own thread; the API reads its anomalies from the state store
+  // (<dataDir>/state.db, or PostgreSQL with DATABASE_URL).
   const statePath = join(config.dataDir, 'state.db');
-  const stateDb = openSqlite(statePath);
-  const anomalies = new SqliteAnomalyStore(stateDb);
+  const state = await openStateStores({
+    databaseUrl: config.databaseUrl,
+    statePath,
+    groupWindowMs: config.webhookGroupWindowMs,
+    onIdleError: (err) => log.warn({ err }, 'state store: a connection failed while idle'),
+  });
+  const anomalies = state.anomalies;
   // Reactions: outbox tables and config endpoints ready before the detector writes deliveries; dispatcher started.
-  const reactions = await startReactions({ config, statePath, stateDb, registry: metrics.registry, log });
+  const reactions = await startReactions({ config, statePath, state, registry: metrics.registry, log });
   seedRulesDir(config.rulesDir);
   const detector = config.detectorEnabled
     ? new ConsumerThread<DetectorWorkerData>({
@@ -159,7 +164,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
         workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
         bus,
         log,
-        data: { statePath, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs, deferral, warmFrom: config.detectorWarmFrom },
+        data: { statePath, databaseUrl: config.databaseUrl, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs, deferral, warmFrom: config.detectorWarmFrom },
       })
     : null;
   await detector?.start();
@@ -235,7 +240,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   // Metric crashes: series (pushed, or SQL over the warehouse on a schedule), changes, incidents, impact.
   const runSql = async (sql: string, appId?: string) =>
     queries.run(sql, { appId: appId ?? null, rowLimit: config.queryRowLimit, timeoutMs: config.queryTimeoutMs, endpoint: 'series' });
-  const causalStore = new SqliteCausalStore(stateDb);
+  const causalStore = state.causal;
   const causal = new CausalService({ store: causalStore, log, risk: config.risk, llm: config.riskLlm });
   registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal, webhookSecrets: config.changeWebhookSecrets });
   const seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
@@ -298,7 +303,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       await detector?.stop(); // snapshots its models
       await bus.close();
       await reactions.stop(); // in-flight webhook claims are given back
-      stateDb.close();
+      await state.close();
       queries.close();
       engine.close();
       log.info('causality stopped');

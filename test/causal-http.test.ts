@@ -1,5 +1,6 @@
 // Causal HTTP API through Fastify inject with the real authenticator: series, changes (idempotent), webhooks with
-// signatures, incidents opened by a crash with ranked candidates, impact, app isolation, and the SQL scheduler.
+// signatures, incidents opened by a crash with ranked candidates, impact, app isolation, and the SQL scheduler; on the
+// SQLite and the PostgreSQL causal store alike (the store's contract through its users).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -12,24 +13,25 @@ import { installErrorHandler } from '../src/http/errors.js';
 import { createAuthenticator } from '../src/ingest/edge.js';
 import { registerCausalRoutes } from '../src/causal/routes.js';
 import { SeriesScheduler } from '../src/causal/scheduler.js';
-import { SqliteCausalStore } from '../src/causal/store.js';
+import type { CausalStore } from '../src/causal/store.js';
 import { syntheticSeries } from '../src/causal/synthetic.js';
 import { BASE_ENV, TEST_KEYS } from './helpers.js';
+import { backends } from './store-backends.js';
 
 const fixture = (name: string) => readFileSync(new URL(`../../test/fixtures/causal/${name}.json`, import.meta.url), 'utf8');
 const A = { 'x-api-key': TEST_KEYS.appA };
 const B = { 'x-api-key': TEST_KEYS.appB };
 const ADMIN = { 'x-api-key': TEST_KEYS.admin };
 
-describe('causal HTTP API', () => {
+for (const backend of backends()) describe(`causal HTTP API on ${backend.name}`, () => {
   let app: FastifyInstance;
-  let store: SqliteCausalStore;
+  let store: CausalStore;
   let dir: string;
   const sqlCalls: Array<[string, string | undefined]> = [];
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'causal-http-'));
     const { config } = loadConfig({ dataDir: dir }, BASE_ENV);
-    store = new SqliteCausalStore(join(dir, 'state.db'));
+    store = (await (await backend.fresh()).open()).causal;
     app = Fastify();
     installErrorHandler(app);
     registerCausalRoutes(app, {
@@ -45,7 +47,7 @@ describe('causal HTTP API', () => {
   });
   after(async () => {
     await app.close();
-    store.close();
+    await backend.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -160,7 +162,7 @@ describe('causal HTTP API', () => {
     r = await app.inject({ method: 'POST', url: '/v1/series', headers: A, payload: { name: 'broken', sql: 'SELECT nope', interval: '5s' } });
     assert.equal(r.statusCode, 400);
     assert.equal(r.json().error.field, 'interval');
-    store.putDefinition({ appId: 'appA', name: 'broken', sql: 'SELECT nope', intervalMs: 60_000 });
+    await store.putDefinition({ appId: 'appA', name: 'broken', sql: 'SELECT nope', intervalMs: 60_000 });
     let now = Date.parse('2025-03-01T00:00:00Z');
     const calls: Array<[string, string | undefined]> = [];
     const scheduler = new SeriesScheduler({

@@ -1,12 +1,13 @@
 // Shared harness for HTTP tests: a real node (HTTP + embedded log + Parquet sink + DuckDB) in a temp data dir.
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import pino from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { startNode, type RunningNode } from '../src/node.js';
 import { createLogger } from '../src/obs/logger.js';
 import type { QueryResult } from '../src/query/query-service.js';
+import { openPgPool } from '../src/state/postgres.js';
 
 export const TEST_KEYS = { appA: 'keyA_12345678', appB: 'keyB_12345678', admin: 'admin_12345678' } as const;
 export const TEST_IP_SALT = 'test_salt_0123456789';
@@ -64,6 +65,14 @@ export interface StartOptions {
 export async function startTestNode(envOverrides: Record<string, string> = {}, opts: StartOptions = {}): Promise<TestNode> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'causality-test-')));
   const env = { ...BASE_ENV, ...envOverrides };
+  // Opt-in (TEST_DATABASE_URL): the node keeps its state in PostgreSQL, in a schema named after its data dir (a
+  // restart on the same dir finds it again), dropped by close().
+  const pgSchema = process.env.TEST_DATABASE_URL && !env.DATABASE_URL ? `t_${basename(dataDir).toLowerCase().replace(/[^a-z0-9_]/g, '_')}` : null;
+  if (pgSchema) {
+    const u = new URL(process.env.TEST_DATABASE_URL!);
+    u.searchParams.set('schema', pgSchema);
+    env.DATABASE_URL = u.toString();
+  }
   const { config } = loadConfig({ dataDir, port: 0, host: '127.0.0.1' }, env);
   const log = opts.logToFile
     ? pino({ level: 'debug' }, pino.destination({ dest: join(dataDir, 'node.log'), sync: true }))
@@ -118,6 +127,10 @@ export async function startTestNode(envOverrides: Record<string, string> = {}, o
     async close() {
       await t.stop();
       await rm(dataDir, { recursive: true, force: true });
+      if (pgSchema) {
+        const admin = await openPgPool({ url: process.env.TEST_DATABASE_URL!, poolSize: 1 });
+        await admin.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`).finally(() => admin.end());
+      }
     },
   };
   return t;

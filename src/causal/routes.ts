@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { HttpError } from '../http/errors.js';
 import { addRouteDocs } from '../http/openapi.js';
 import type { Principal } from '../ingest/edge.js';
-import { ChangeError, changeInputSchema, normaliseChange, parseTime, type ChangeInput } from './changes.js';
+import { ChangeError, changeInputSchema, normaliseChange, parseTime, type Change, type ChangeInput } from './changes.js';
 import { ImpactError } from './impact.js';
 import type { LlmConfig, RiskConfig } from './risk.js';
 import { CausalService, impactReport, segmentKey, segmentLabels } from './service.js';
@@ -119,7 +119,7 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const raw = 'points' in body ? body.points : [body];
     const shared = 'points' in body ? body.labels : undefined;
     const points: StoredPoint[] = raw.map((p, i) => ({ ts: time(p.timestamp, `points.${i}.timestamp`), value: p.value, segment: segmentKey(p.labels ?? shared) }));
-    const r = service.ingestPoints(appId, name, points);
+    const r = await service.ingestPoints(appId, name, points);
     return reply.code(202).send({ series: name, appId, accepted: r.stored, incidentsOpened: r.opened.map((i) => i.id), incidentsResolved: r.resolved.map((i) => i.id) });
   });
 
@@ -129,7 +129,7 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const { appId } = scopeOf(req, parsed.data.appId);
     const intervalMs = parseInterval(parsed.data.interval);
     if (!(intervalMs >= 10_000)) throw new HttpError(400, 'invalid_field', 'interval must be at least 10s', 'interval');
-    store.putDefinition({ appId, name: parsed.data.name, sql: parsed.data.sql, intervalMs });
+    await store.putDefinition({ appId, name: parsed.data.name, sql: parsed.data.sql, intervalMs });
     return reply.code(201).send({ series: parsed.data.name, appId, sql: parsed.data.sql, intervalMs });
   });
 
@@ -137,7 +137,7 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const { principal, appId } = scopeOf(req);
     const asked = (req.query as Record<string, unknown>).app_id;
     // The admin without app_id lists every app's series.
-    return { series: store.listSeries(principal.appId === null && !asked ? undefined : appId) };
+    return { series: await store.listSeries(principal.appId === null && !asked ? undefined : appId) };
   });
 
   app.get('/v1/series/:name', async (req) => {
@@ -147,26 +147,29 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const from = q.from ? time(q.from, 'from') : undefined;
     const to = q.to ? time(q.to, 'to') : undefined;
     const segment = q.segment ?? '';
-    const points = store.readPoints(appId, name, { from, to, segment });
-    if (!points.length && !store.listSeries(appId).some((s) => s.name === name)) throw new HttpError(404, 'not_found', `no series ${name}`, 'name');
+    const points = await store.readPoints(appId, name, { from, to, segment });
+    if (!points.length && !(await store.listSeries(appId)).some((s) => s.name === name)) throw new HttpError(404, 'not_found', `no series ${name}`, 'name');
     return { series: name, appId, segment, points: points.map((p) => ({ timestamp: new Date(p.ts).toISOString(), value: p.value })) };
   });
 
-  function addChanges(appId: AppScope, inputs: unknown[], fieldPrefix: string) {
-    return inputs.map((raw, i) => {
+  // One after another, as given: a bad entry stops the batch there (the ones before it are stored).
+  async function addChanges(appId: AppScope, inputs: unknown[], fieldPrefix: string) {
+    const out: Array<{ change: Change; created: boolean }> = [];
+    for (const [i, raw] of inputs.entries()) {
       const parsed = changeInputSchema.safeParse(raw);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
         throw new HttpError(400, 'invalid_field', issue.message, `${fieldPrefix}${fieldPrefix ? `${i}.` : ''}${issue.path.map(String).join('.')}`);
       }
       try {
-        const r = service.addChange(appId, parsed.data);
-        return { change: r.change, created: r.created };
+        const r = await service.addChange(appId, parsed.data);
+        out.push({ change: r.change, created: r.created });
       } catch (e) {
         if (e instanceof ChangeError) throw new HttpError(400, 'invalid_field', e.message, e.field);
         throw e;
       }
-    });
+    }
+    return out;
   }
 
   app.post('/v1/changes', async (req, reply) => {
@@ -175,11 +178,11 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const body = parsed.data as { changes?: unknown[]; appId?: unknown };
     if (Array.isArray(body.changes)) {
       const { appId } = scopeOf(req);
-      const results = addChanges(appId, body.changes, 'changes.');
+      const results = await addChanges(appId, body.changes, 'changes.');
       return reply.code(200).send({ results: results.map((r) => ({ id: r.change.id, created: r.created })), created: results.filter((r) => r.created).length });
     }
     const { appId } = scopeOf(req, typeof body.appId === 'string' ? body.appId : undefined);
-    const [r] = addChanges(appId, [body], '');
+    const [r] = await addChanges(appId, [body], '');
     return reply.code(r!.created ? 201 : 200).send({ change: r!.change, created: r!.created });
   });
 
@@ -191,7 +194,7 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const limit = q.limit ? Number(q.limit) : 1000;
     if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new HttpError(400, 'invalid_field', 'limit is 1–10000', 'limit');
     const all = principal.appId === null && !q.app_id;
-    return { changes: store.listChanges({ appId: all ? undefined : appId, from, to, limit }) };
+    return { changes: await store.listChanges({ appId: all ? undefined : appId, from, to, limit }) };
   });
 
   // Webhooks keep the raw body (signatures are over the exact bytes): their own JSON parser in their own context.
@@ -229,7 +232,7 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
       // Slack's handshake carries no key (it is the URL being verified); answer it before authenticating.
       if (parsed.kind === 'challenge') return reply.send({ challenge: parsed.challenge });
       const { appId } = scopeOf(req);
-      const results = addChanges(appId, parsed.changes, 'changes.');
+      const results = await addChanges(appId, parsed.changes, 'changes.');
       return reply.code(200).send({
         source,
         results: results.map((r) => ({ id: r.change.id, created: r.created, risk: r.change.risk?.level ?? null })),
@@ -243,17 +246,17 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const q = req.query as Record<string, string | undefined>;
     if (q.status && q.status !== 'open' && q.status !== 'resolved') throw new HttpError(400, 'invalid_field', 'status is open or resolved', 'status');
     const all = principal.appId === null && !q.app_id;
-    return { incidents: store.listIncidents({ appId: all ? undefined : appId, status: q.status as 'open' | 'resolved' | undefined }) };
+    return { incidents: await store.listIncidents({ appId: all ? undefined : appId, status: q.status as 'open' | 'resolved' | undefined }) };
   });
 
-  const ownIncident = (req: FastifyRequest) => {
+  const ownIncident = async (req: FastifyRequest) => {
     const principal = deps.authenticate(req);
-    const inc = store.getIncident((req.params as { id: string }).id);
+    const inc = await store.getIncident((req.params as { id: string }).id);
     if (!inc || (principal.appId !== null && inc.appId !== principal.appId)) throw new HttpError(404, 'not_found', 'no such incident', 'id');
     return inc;
   };
   app.get('/v1/incidents/:id', async (req) => ownIncident(req));
-  app.post('/v1/incidents/:id/analyze', async (req) => service.analyseIncident(ownIncident(req).id));
+  app.post('/v1/incidents/:id/analyze', async (req) => service.analyseIncident((await ownIncident(req)).id));
 
   app.post('/v1/impact', async (req) => {
     const parsed = impactSchema.safeParse(req.body);
@@ -263,22 +266,22 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
     const segment = b.segment ?? '';
     const points =
       typeof b.series === 'string'
-        ? store.readPoints(appId, b.series, { segment })
+        ? await store.readPoints(appId, b.series, { segment })
         : b.series.points.map((p, i) => ({ ts: time(p.timestamp, `series.points.${i}.timestamp`), value: p.value }));
     if (typeof b.series === 'string' && points.length === 0) throw new HttpError(404, 'not_found', `no points in series ${b.series}${segment ? ` (segment ${segment})` : ''}`, 'series');
     let controls: { names: string[]; rows: { ts: number; values: number[] }[] } | undefined;
     if (Array.isArray(b.controls)) {
       const names = b.controls;
       const byTs = new Map<number, number[]>();
-      names.forEach((n, j) => {
-        const cps = store.readPoints(appId, n, {});
+      for (const [j, n] of names.entries()) {
+        const cps = await store.readPoints(appId, n, {});
         if (!cps.length) throw new HttpError(404, 'not_found', `no points in control series ${n}`, `controls.${j}`);
         for (const p of cps) {
           const row = byTs.get(p.ts) ?? new Array(names.length).fill(NaN);
           row[j] = p.value;
           byTs.set(p.ts, row);
         }
-      });
+      }
       controls = { names, rows: [...byTs].map(([ts, values]) => ({ ts, values })) };
     } else if (b.controls) {
       const c = b.controls;
@@ -294,8 +297,8 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
         return { echo: { ...(raw as object), id: change.id }, change };
       });
     } else {
-      const stored = store.listChanges({ appId });
-      changes = (appId === null ? stored : [...stored, ...store.listChanges({ appId: null })]).map((c) => ({ echo: c, change: c }));
+      const stored = await store.listChanges({ appId });
+      changes = (appId === null ? stored : [...stored, ...(await store.listChanges({ appId: null }))]).map((c) => ({ echo: c, change: c }));
     }
     try {
       const { report, result } = impactReport({

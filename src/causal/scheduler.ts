@@ -73,7 +73,7 @@ export class SeriesScheduler {
   }
 
   private async runDue(): Promise<void> {
-    for (const def of this.opts.store.listDefinitions()) {
+    for (const def of await this.opts.store.listDefinitions()) {
       if (def.lastRunAt !== null && def.lastRunAt + def.intervalMs > this.now()) continue;
       await this.evaluate(def);
     }
@@ -84,11 +84,11 @@ export class SeriesScheduler {
     try {
       const r = await this.opts.runSql(def.sql, def.appId ?? undefined);
       const points = rowsToPoints(r.columns, r.rows);
-      this.service.ingestPoints(def.appId, def.name, points);
-      this.opts.store.markDefinitionRun(def.appId, def.name, at, null);
+      await this.service.ingestPoints(def.appId, def.name, points);
+      await this.opts.store.markDefinitionRun(def.appId, def.name, at, null);
     } catch (e) {
       // One broken definition never stops the others; its error is visible in GET /v1/series.
-      this.opts.store.markDefinitionRun(def.appId, def.name, at, (e as Error).message.slice(0, 500));
+      await this.opts.store.markDefinitionRun(def.appId, def.name, at, (e as Error).message.slice(0, 500));
       this.opts.log?.warn({ err: e, series: def.name }, 'series evaluation failed');
     }
   }

@@ -95,6 +95,7 @@ export class CausalService {
   private readonly store: CausalStore;
   private readonly now: () => number;
   private readonly llmClassify: ((c: Change) => Promise<RiskAssessment>) | null;
+  private readonly segmentQueues = new Map<string, Promise<void>>();
 
   constructor(private readonly opts: CausalServiceOptions) {
     this.store = opts.store;
@@ -103,10 +104,10 @@ export class CausalService {
   }
 
   /** Stores a change (idempotent on its id within the app) with its rule risk; the model, if any, refines it later. */
-  addChange(appId: AppScope, input: ChangeInput): { change: Change; created: boolean; classified?: Promise<void> } {
+  async addChange(appId: AppScope, input: ChangeInput): Promise<{ change: Change; created: boolean; classified?: Promise<void> }> {
     const change = normaliseChange(input, appId, this.now());
     change.risk = classifyRisk(change, this.opts.risk);
-    const r = this.store.insertChange(change);
+    const r = await this.store.insertChange(change);
     if (!r.created || !this.llmClassify) return r;
     const classified = this.llmClassify(change)
       .then((risk) => this.store.setChangeRisk(appId, change.id, risk))
@@ -115,41 +116,55 @@ export class CausalService {
   }
 
   /** Changes an incident of `appId` may be caused by: the app's own and admin-wide ones. */
-  private changesFor(appId: AppScope, from: number, to: number): Change[] {
-    const own = this.store.listChanges({ appId, from, to });
-    return appId === null ? own : [...own, ...this.store.listChanges({ appId: null, from, to })];
+  private async changesFor(appId: AppScope, from: number, to: number): Promise<Change[]> {
+    const own = await this.store.listChanges({ appId, from, to });
+    return appId === null ? own : [...own, ...(await this.store.listChanges({ appId: null, from, to }))];
   }
 
   /** Stores points and runs the monitor of every touched segment over what it has not seen yet. */
-  ingestPoints(appId: AppScope, series: string, points: readonly StoredPoint[]): { stored: number; opened: Incident[]; resolved: Incident[] } {
-    const stored = this.store.upsertPoints(appId, series, points);
+  async ingestPoints(appId: AppScope, series: string, points: readonly StoredPoint[]): Promise<{ stored: number; opened: Incident[]; resolved: Incident[] }> {
+    const stored = await this.store.upsertPoints(appId, series, points);
     const opened: Incident[] = [];
     const resolved: Incident[] = [];
     for (const segment of new Set(points.map((p) => p.segment))) {
-      const r = this.monitorSegment(appId, series, segment);
+      const r = await this.oneAtATime(`${appId ?? ''}\u0000${series}\u0000${segment}`, () => this.monitorSegment(appId, series, segment));
       opened.push(...r.opened);
       resolved.push(...r.resolved);
     }
     return { stored, opened, resolved };
   }
 
-  private monitorSegment(appId: AppScope, series: string, segment: string): { opened: Incident[]; resolved: Incident[] } {
-    const snap = this.store.loadMonitor(appId, series, segment);
+  /** Runs `fn` after every earlier call with the same key has finished (a segment's monitor state is read-modify-write). */
+  private oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const run = (this.segmentQueues.get(key) ?? Promise.resolve()).then(fn, fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.segmentQueues.set(key, tail);
+    void tail.then(() => {
+      if (this.segmentQueues.get(key) === tail) this.segmentQueues.delete(key);
+    });
+    return run;
+  }
+
+  private async monitorSegment(appId: AppScope, series: string, segment: string): Promise<{ opened: Incident[]; resolved: Incident[] }> {
+    const snap = await this.store.loadMonitor(appId, series, segment);
     const monitor = snap ? StreamingMonitor.fromJSON(snap.monitor) : new StreamingMonitor();
     const tracker = new CrashTracker();
     if (snap) tracker.restore(snap.tracker);
     const last = monitor.lastTimestamp;
-    const fresh = this.store.readPoints(appId, series, { segment, from: last === null ? undefined : last + 1 });
+    const fresh = await this.store.readPoints(appId, series, { segment, from: last === null ? undefined : last + 1 });
     const opened: Incident[] = [];
     const resolved: Incident[] = [];
     for (const p of fresh) {
       const j: Judgement = monitor.push(p.ts, p.value);
       const ev = tracker.push(j);
       if (ev === 'ended') {
-        const open = this.store.findOpenIncident(appId, series, segment);
+        const open = await this.store.findOpenIncident(appId, series, segment);
         if (open) {
-          this.store.updateIncident(open.id, { status: 'resolved', resolvedAt: new Date(p.ts).toISOString() });
-          resolved.push(this.analyseIncident(open.id)!);
+          await this.store.updateIncident(open.id, { status: 'resolved', resolvedAt: new Date(p.ts).toISOString() });
+          resolved.push((await this.analyseIncident(open.id))!);
         }
       } else if (ev) {
         const incident: Incident = {
@@ -167,23 +182,23 @@ export class CausalService {
           candidates: [],
           impact: null,
         };
-        this.store.insertIncident(incident);
-        opened.push(this.analyseIncident(incident.id)!);
+        await this.store.insertIncident(incident);
+        opened.push((await this.analyseIncident(incident.id))!);
       }
     }
-    if (fresh.length) this.store.saveMonitor(appId, series, segment, { monitor: monitor.toJSON(), tracker: tracker.toJSON() });
+    if (fresh.length) await this.store.saveMonitor(appId, series, segment, { monitor: monitor.toJSON(), tracker: tracker.toJSON() });
     return { opened, resolved };
   }
 
   /** (Re)computes an incident's ranked candidates and its impact so far. */
-  analyseIncident(id: string): Incident | null {
-    const inc = this.store.getIncident(id);
+  async analyseIncident(id: string): Promise<Incident | null> {
+    const inc = await this.store.getIncident(id);
     if (!inc) return null;
     const onset = Date.parse(inc.onset);
     const lookback = this.opts.lookbackMs ?? DEFAULT_LOOKBACK_MS;
-    const points = this.store.readPoints(inc.appId, inc.series, { segment: inc.segment });
+    const points = await this.store.readPoints(inc.appId, inc.series, { segment: inc.segment });
     const bucketMs = typicalStep(points.map((p) => p.ts));
-    const candidates: Candidate[] = rankCandidates(this.changesFor(inc.appId, onset - lookback, onset + bucketMs), {
+    const candidates: Candidate[] = rankCandidates(await this.changesFor(inc.appId, onset - lookback, onset + bucketMs), {
       onset,
       bucketMs,
       lookbackMs: lookback,
@@ -197,7 +212,7 @@ export class CausalService {
     } catch (e) {
       if (!(e instanceof ImpactError)) throw e;
     }
-    this.store.updateIncident(id, { candidates, impact });
+    await this.store.updateIncident(id, { candidates, impact });
     return this.store.getIncident(id);
   }
 }

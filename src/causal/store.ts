@@ -56,29 +56,29 @@ export interface Incident {
 }
 
 export interface CausalStore {
-  upsertPoints(appId: AppScope, name: string, points: readonly StoredPoint[]): number;
-  readPoints(appId: AppScope, name: string, q?: { from?: number; to?: number; segment?: string }): StoredPoint[];
-  listSeries(appId: AppScope | undefined): SeriesInfo[];
-  putDefinition(def: Omit<SeriesDefinition, 'lastRunAt' | 'lastError'>): void;
-  listDefinitions(): SeriesDefinition[];
-  markDefinitionRun(appId: AppScope, name: string, at: number, error: string | null): void;
+  upsertPoints(appId: AppScope, name: string, points: readonly StoredPoint[]): Promise<number>;
+  readPoints(appId: AppScope, name: string, q?: { from?: number; to?: number; segment?: string }): Promise<StoredPoint[]>;
+  listSeries(appId: AppScope | undefined): Promise<SeriesInfo[]>;
+  putDefinition(def: Omit<SeriesDefinition, 'lastRunAt' | 'lastError'>): Promise<void>;
+  listDefinitions(): Promise<SeriesDefinition[]>;
+  markDefinitionRun(appId: AppScope, name: string, at: number, error: string | null): Promise<void>;
 
   /** Idempotent on (app, id): an existing change is returned unchanged with created=false. */
-  insertChange(change: Change): { change: Change; created: boolean };
-  getChange(appId: AppScope, id: string): Change | null;
+  insertChange(change: Change): Promise<{ change: Change; created: boolean }>;
+  getChange(appId: AppScope, id: string): Promise<Change | null>;
   /** appId undefined = every app (admin); otherwise that scope only. */
-  listChanges(q: { appId: AppScope | undefined; from?: number; to?: number; limit?: number }): Change[];
-  setChangeRisk(appId: AppScope, id: string, risk: RiskAssessment): void;
+  listChanges(q: { appId: AppScope | undefined; from?: number; to?: number; limit?: number }): Promise<Change[]>;
+  setChangeRisk(appId: AppScope, id: string, risk: RiskAssessment): Promise<void>;
 
-  insertIncident(incident: Incident): void;
-  updateIncident(id: string, patch: Partial<Pick<Incident, 'status' | 'resolvedAt' | 'candidates' | 'impact'>>): void;
-  getIncident(id: string): Incident | null;
-  listIncidents(q: { appId: AppScope | undefined; status?: IncidentStatus; limit?: number }): Incident[];
-  findOpenIncident(appId: AppScope, series: string, segment: string): Incident | null;
+  insertIncident(incident: Incident): Promise<void>;
+  updateIncident(id: string, patch: Partial<Pick<Incident, 'status' | 'resolvedAt' | 'candidates' | 'impact'>>): Promise<void>;
+  getIncident(id: string): Promise<Incident | null>;
+  listIncidents(q: { appId: AppScope | undefined; status?: IncidentStatus; limit?: number }): Promise<Incident[]>;
+  findOpenIncident(appId: AppScope, series: string, segment: string): Promise<Incident | null>;
 
-  loadMonitor(appId: AppScope, series: string, segment: string): MonitorSnapshot | null;
-  saveMonitor(appId: AppScope, series: string, segment: string, state: MonitorSnapshot): void;
-  close(): void;
+  loadMonitor(appId: AppScope, series: string, segment: string): Promise<MonitorSnapshot | null>;
+  saveMonitor(appId: AppScope, series: string, segment: string, state: MonitorSnapshot): Promise<void>;
+  close(): Promise<void>;
 }
 
 const MIGRATIONS = [
@@ -110,7 +110,7 @@ export class SqliteCausalStore implements CausalStore {
     migrate(this.db, 'causal', MIGRATIONS);
   }
 
-  upsertPoints(appId: AppScope, name: string, points: readonly StoredPoint[]): number {
+  async upsertPoints(appId: AppScope, name: string, points: readonly StoredPoint[]): Promise<number> {
     const stmt = this.db.prepare('INSERT INTO causal_points (app, series, segment, ts, value) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET value = excluded.value');
     this.db.transaction(() => {
       for (const p of points) stmt.run(appKey(appId), name, p.segment, Math.round(p.ts), p.value);
@@ -118,14 +118,14 @@ export class SqliteCausalStore implements CausalStore {
     return points.length;
   }
 
-  readPoints(appId: AppScope, name: string, q: { from?: number; to?: number; segment?: string } = {}): StoredPoint[] {
+  async readPoints(appId: AppScope, name: string, q: { from?: number; to?: number; segment?: string } = {}): Promise<StoredPoint[]> {
     const rows = this.db
       .prepare('SELECT ts, value, segment FROM causal_points WHERE app = ? AND series = ? AND segment = ? AND ts >= ? AND ts < ? ORDER BY ts')
       .all(appKey(appId), name, q.segment ?? '', q.from ?? -8.64e15, q.to ?? 8.64e15) as StoredPoint[];
     return rows;
   }
 
-  listSeries(appId: AppScope | undefined): SeriesInfo[] {
+  async listSeries(appId: AppScope | undefined): Promise<SeriesInfo[]> {
     const where = appId === undefined ? '' : 'WHERE app = ?';
     const args = appId === undefined ? [] : [appKey(appId)];
     const stats = this.db
@@ -157,38 +157,38 @@ export class SqliteCausalStore implements CausalStore {
     return [...out.values()].sort((a, b) => a.name.localeCompare(b.name) || appKey(a.appId).localeCompare(appKey(b.appId)));
   }
 
-  putDefinition(def: Omit<SeriesDefinition, 'lastRunAt' | 'lastError'>): void {
+  async putDefinition(def: Omit<SeriesDefinition, 'lastRunAt' | 'lastError'>): Promise<void> {
     this.db
       .prepare('INSERT INTO causal_series_defs (app, series, sql, interval_ms) VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET sql = excluded.sql, interval_ms = excluded.interval_ms')
       .run(appKey(def.appId), def.name, def.sql, def.intervalMs);
   }
 
-  listDefinitions(): SeriesDefinition[] {
+  async listDefinitions(): Promise<SeriesDefinition[]> {
     return (this.db.prepare('SELECT * FROM causal_series_defs ORDER BY app, series').all() as Array<{ app: string; series: string; sql: string; interval_ms: number; last_run_at: number | null; last_error: string | null }>).map(
       (d) => ({ appId: appOf(d.app), name: d.series, sql: d.sql, intervalMs: d.interval_ms, lastRunAt: d.last_run_at, lastError: d.last_error }),
     );
   }
 
-  markDefinitionRun(appId: AppScope, name: string, at: number, error: string | null): void {
+  async markDefinitionRun(appId: AppScope, name: string, at: number, error: string | null): Promise<void> {
     this.db.prepare('UPDATE causal_series_defs SET last_run_at = ?, last_error = ? WHERE app = ? AND series = ?').run(at, error, appKey(appId), name);
   }
 
-  insertChange(change: Change): { change: Change; created: boolean } {
-    const existing = this.getChange(change.appId, change.id);
+  async insertChange(change: Change): Promise<{ change: Change; created: boolean }> {
+    const existing = await this.getChange(change.appId, change.id);
     if (existing) return { change: existing, created: false };
     const r = this.db
       .prepare('INSERT INTO causal_changes (app, id, time_ms, body, received_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
       .run(appKey(change.appId), change.id, Date.parse(change.time), JSON.stringify(change), Date.now());
-    if (r.changes === 0) return { change: this.getChange(change.appId, change.id)!, created: false };
+    if (r.changes === 0) return { change: (await this.getChange(change.appId, change.id))!, created: false };
     return { change, created: true };
   }
 
-  getChange(appId: AppScope, id: string): Change | null {
+  async getChange(appId: AppScope, id: string): Promise<Change | null> {
     const row = this.db.prepare('SELECT body FROM causal_changes WHERE app = ? AND id = ?').get(appKey(appId), id) as { body: string } | undefined;
     return row ? (JSON.parse(row.body) as Change) : null;
   }
 
-  listChanges(q: { appId: AppScope | undefined; from?: number; to?: number; limit?: number }): Change[] {
+  async listChanges(q: { appId: AppScope | undefined; from?: number; to?: number; limit?: number }): Promise<Change[]> {
     const scoped = q.appId !== undefined;
     const rows = this.db
       .prepare(`SELECT body FROM causal_changes WHERE ${scoped ? 'app = ? AND ' : ''}time_ms >= ? AND time_ms < ? ORDER BY time_ms, id LIMIT ?`)
@@ -196,31 +196,31 @@ export class SqliteCausalStore implements CausalStore {
     return rows.map((r) => JSON.parse(r.body) as Change);
   }
 
-  setChangeRisk(appId: AppScope, id: string, risk: RiskAssessment): void {
-    const c = this.getChange(appId, id);
+  async setChangeRisk(appId: AppScope, id: string, risk: RiskAssessment): Promise<void> {
+    const c = await this.getChange(appId, id);
     if (!c) return;
     this.db.prepare('UPDATE causal_changes SET body = ? WHERE app = ? AND id = ?').run(JSON.stringify({ ...c, risk }), appKey(appId), id);
   }
 
-  insertIncident(i: Incident): void {
+  async insertIncident(i: Incident): Promise<void> {
     this.db
       .prepare('INSERT INTO causal_incidents (id, app, series, segment, status, onset_ms, body, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(i.id, appKey(i.appId), i.series, i.segment, i.status, Date.parse(i.onset), JSON.stringify(i), Date.now());
   }
 
-  updateIncident(id: string, patch: Partial<Pick<Incident, 'status' | 'resolvedAt' | 'candidates' | 'impact'>>): void {
-    const cur = this.getIncident(id);
+  async updateIncident(id: string, patch: Partial<Pick<Incident, 'status' | 'resolvedAt' | 'candidates' | 'impact'>>): Promise<void> {
+    const cur = await this.getIncident(id);
     if (!cur) return;
     const next = { ...cur, ...patch };
     this.db.prepare('UPDATE causal_incidents SET status = ?, body = ?, updated_at = ? WHERE id = ?').run(next.status, JSON.stringify(next), Date.now(), id);
   }
 
-  getIncident(id: string): Incident | null {
+  async getIncident(id: string): Promise<Incident | null> {
     const row = this.db.prepare('SELECT body FROM causal_incidents WHERE id = ?').get(id) as { body: string } | undefined;
     return row ? (JSON.parse(row.body) as Incident) : null;
   }
 
-  listIncidents(q: { appId: AppScope | undefined; status?: IncidentStatus; limit?: number }): Incident[] {
+  async listIncidents(q: { appId: AppScope | undefined; status?: IncidentStatus; limit?: number }): Promise<Incident[]> {
     const conds: string[] = [];
     const args: unknown[] = [];
     if (q.appId !== undefined) {
@@ -237,25 +237,25 @@ export class SqliteCausalStore implements CausalStore {
     return rows.map((r) => JSON.parse(r.body) as Incident);
   }
 
-  findOpenIncident(appId: AppScope, series: string, segment: string): Incident | null {
+  async findOpenIncident(appId: AppScope, series: string, segment: string): Promise<Incident | null> {
     const row = this.db
       .prepare("SELECT body FROM causal_incidents WHERE app = ? AND series = ? AND segment = ? AND status = 'open' ORDER BY onset_ms DESC LIMIT 1")
       .get(appKey(appId), series, segment) as { body: string } | undefined;
     return row ? (JSON.parse(row.body) as Incident) : null;
   }
 
-  loadMonitor(appId: AppScope, series: string, segment: string): MonitorSnapshot | null {
+  async loadMonitor(appId: AppScope, series: string, segment: string): Promise<MonitorSnapshot | null> {
     const row = this.db.prepare('SELECT state FROM causal_monitor_state WHERE app = ? AND series = ? AND segment = ?').get(appKey(appId), series, segment) as { state: string } | undefined;
     return row ? (JSON.parse(row.state) as MonitorSnapshot) : null;
   }
 
-  saveMonitor(appId: AppScope, series: string, segment: string, state: MonitorSnapshot): void {
+  async saveMonitor(appId: AppScope, series: string, segment: string, state: MonitorSnapshot): Promise<void> {
     this.db
       .prepare('INSERT INTO causal_monitor_state (app, series, segment, state, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at')
       .run(appKey(appId), series, segment, JSON.stringify(state), Date.now());
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.ownsDb) this.db.close();
   }
 }

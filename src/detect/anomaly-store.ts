@@ -93,7 +93,7 @@ export function migrateDetectStore(db: SqliteDb): void {
   migrate(db, 'detect', MIGRATIONS);
 }
 
-interface Row {
+export interface AnomalyRow {
   id: string;
   app_id: string;
   entity_type: EntityType;
@@ -115,7 +115,7 @@ interface Row {
   updated_at: number;
 }
 
-const fromRow = (r: Row): StoredAnomaly => ({
+export const anomalyFromRow = (r: AnomalyRow): StoredAnomaly => ({
   id: r.id,
   appId: r.app_id,
   entityType: r.entity_type,
@@ -137,13 +137,55 @@ const fromRow = (r: Row): StoredAnomaly => ({
   updatedAt: r.updated_at,
 });
 
-const encodeCursor = (ts: number, id: string) => Buffer.from(`${ts}|${id}`).toString('base64url');
-function decodeCursor(c: string): { ts: number; id: string } {
+export const encodeCursor = (ts: number, id: string) => Buffer.from(`${ts}|${id}`).toString('base64url');
+export function decodeCursor(c: string): { ts: number; id: string } {
   const s = Buffer.from(c, 'base64url').toString('utf8');
   const i = s.indexOf('|');
   const ts = Number(s.slice(0, i));
   if (i <= 0 || !Number.isFinite(ts)) throw new CursorError();
   return { ts, id: s.slice(i + 1) };
+}
+
+/**
+ * The list query of both stores (same filters, order and cursor): `param` adds a value and returns its placeholder.
+ * Null when the filter matches nothing (an empty app scope).
+ */
+export function anomalyListQuery(
+  f: AnomalyFilter,
+  page: { limit?: number; cursor?: string | null },
+  param: (v: unknown) => string,
+): { sql: string; limit: number } | null {
+  const where: string[] = [];
+  const eq = (col: string, v: unknown) => {
+    if (v !== undefined) where.push(`${col} = ${param(v)}`);
+  };
+  eq('app_id', f.appId);
+  if (f.appIds) {
+    if (f.appIds.length === 0) return null;
+    where.push(`app_id IN (${f.appIds.map((a) => param(a)).join(',')})`);
+  }
+  eq('entity_type', f.entityType);
+  eq('entity_id', f.entityId);
+  eq('severity', f.severity);
+  eq('source', f.source);
+  eq('category', f.category);
+  eq('status', f.status);
+  if (f.minSeverity !== undefined) where.push(`severity_rank >= ${param(SEVERITIES.indexOf(f.minSeverity))}`);
+  if (f.from !== undefined) where.push(`ts >= ${param(f.from)}`);
+  if (f.to !== undefined) where.push(`ts < ${param(f.to)}`);
+  if (page.cursor) {
+    const c = decodeCursor(page.cursor);
+    where.push(`(ts < ${param(c.ts)} OR (ts = ${param(c.ts)} AND id < ${param(c.id)}))`);
+  }
+  const limit = Math.max(1, Math.min(page.limit ?? 100, 1000));
+  return { sql: `SELECT * FROM anomalies ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, id DESC LIMIT ${param(limit + 1)}`, limit };
+}
+
+/** One page from the `limit + 1` rows the list query returned. */
+export function anomalyPage(rows: AnomalyRow[], limit: number): AnomalyPage {
+  const items = rows.slice(0, limit).map(anomalyFromRow);
+  const last = items[items.length - 1];
+  return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.ts, last.id) : null };
 }
 
 export class SqliteAnomalyStore implements AnomalyStore {
@@ -204,54 +246,15 @@ export class SqliteAnomalyStore implements AnomalyStore {
   }
 
   async list(f: AnomalyFilter = {}, page: { limit?: number; cursor?: string | null } = {}): Promise<AnomalyPage> {
-    const where: string[] = [];
     const args: unknown[] = [];
-    const eq = (col: string, v: unknown) => {
-      if (v !== undefined) {
-        where.push(`${col} = ?`);
-        args.push(v);
-      }
-    };
-    eq('app_id', f.appId);
-    if (f.appIds) {
-      if (f.appIds.length === 0) return { items: [], nextCursor: null };
-      where.push(`app_id IN (${f.appIds.map(() => '?').join(',')})`);
-      args.push(...f.appIds);
-    }
-    eq('entity_type', f.entityType);
-    eq('entity_id', f.entityId);
-    eq('severity', f.severity);
-    eq('source', f.source);
-    eq('category', f.category);
-    eq('status', f.status);
-    if (f.minSeverity !== undefined) {
-      where.push('severity_rank >= ?');
-      args.push(SEVERITIES.indexOf(f.minSeverity));
-    }
-    if (f.from !== undefined) {
-      where.push('ts >= ?');
-      args.push(f.from);
-    }
-    if (f.to !== undefined) {
-      where.push('ts < ?');
-      args.push(f.to);
-    }
-    if (page.cursor) {
-      const c = decodeCursor(page.cursor);
-      where.push('(ts < ? OR (ts = ? AND id < ?))');
-      args.push(c.ts, c.ts, c.id);
-    }
-    const limit = Math.max(1, Math.min(page.limit ?? 100, 1000));
-    const sql = `SELECT * FROM anomalies ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, id DESC LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, limit + 1) as Row[];
-    const items = rows.slice(0, limit).map(fromRow);
-    const last = items[items.length - 1];
-    return { items, nextCursor: rows.length > limit && last ? encodeCursor(last.ts, last.id) : null };
+    const q = anomalyListQuery(f, page, (v) => (args.push(v), '?'));
+    if (!q) return { items: [], nextCursor: null };
+    return anomalyPage(this.db.prepare(q.sql).all(...args) as AnomalyRow[], q.limit);
   }
 
   async get(id: string): Promise<StoredAnomaly | null> {
-    const r = this.getStmt.get(id) as Row | undefined;
-    return r ? fromRow(r) : null;
+    const r = this.getStmt.get(id) as AnomalyRow | undefined;
+    return r ? anomalyFromRow(r) : null;
   }
 
   async setStatus(id: string, status: AnomalyStatus): Promise<boolean> {

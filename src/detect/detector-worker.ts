@@ -7,10 +7,9 @@ import { RemoteBus } from '../bus/bus-port.js';
 import { PressureGauge, type DeferPolicy } from '../bus/ingest-pressure.js';
 import { lowerThisThread, type ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
-import { openSqlite } from '../state/sqlite.js';
+import { openStateStores } from '../state/stores.js';
 import { OUTBOX_CHANNEL } from '../react/dispatcher.js';
-import { SqliteOutboxStore } from '../react/outbox-store.js';
-import { SqliteAnomalyStore, SqliteSnapshotStore } from './anomaly-store.js';
+import type { EnqueueResult } from '../react/outbox-store.js';
 import { DETECTOR_CONSUMER, DetectorConsumer } from './detector-consumer.js';
 import { readAnyEventsFile } from './event-file.js';
 import { DetectionEngine } from './engine.js';
@@ -18,6 +17,8 @@ import { watchRules } from './rules-loader.js';
 
 export interface DetectorWorkerData {
   statePath: string;
+  /** PostgreSQL state store instead of the SQLite file at `statePath`. */
+  databaseUrl?: string | null;
   rulesDir: string;
   logLevel: string;
   nice: number;
@@ -52,17 +53,21 @@ async function main(): Promise<void> {
     registers: [registry],
   });
 
-  const db = openSqlite(d.statePath);
-  // NORMAL (WAL): a power cut may roll back the newest anomalies, but their snapshot position rolls back with them in
-  // the same file, so the replay raises them again under the same ids; meanwhile no fsync sits on the scoring path.
-  db.pragma('synchronous = NORMAL');
-  // Webhook deliveries are written in the anomaly's own transaction (the outbox reads the endpoints from the same db).
-  const outbox = new SqliteOutboxStore(db);
+  // SQLite NORMAL (WAL): a power cut may roll back the newest anomalies, but their snapshot position rolls back with
+  // them in the same file, so the replay raises them again under the same ids; meanwhile no fsync sits on the scoring
+  // path. PostgreSQL commits durably (its own settings).
+  const state = await openStateStores({
+    databaseUrl: d.databaseUrl ?? null,
+    statePath: d.statePath,
+    sqliteSynchronous: 'NORMAL',
+    poolSize: 2,
+    onIdleError: (err) => log.warn({ err }, 'detector: a state-store connection failed while idle'),
+  });
   const outboxSignal = new BroadcastChannel(OUTBOX_CHANNEL);
   outboxSignal.unref();
-  let lastEnqueue: ReturnType<SqliteOutboxStore['enqueueWithin']> | null = null;
+  let lastEnqueue: EnqueueResult | null = null;
   const engine = new DetectionEngine();
-  const snapshots = new SqliteSnapshotStore(db);
+  const snapshots = state.snapshots;
   // First start only (no snapshot yet): learn from known-good traffic before scoring live events.
   if (d.warmFrom && !(await snapshots.load(DETECTOR_CONSUMER))) {
     const started = Date.now();
@@ -85,8 +90,9 @@ async function main(): Promise<void> {
   const consumer = new DetectorConsumer({
     bus: await RemoteBus.connect(d.busPort),
     engine,
-    anomalies: new SqliteAnomalyStore(db, Date.now, (fresh, now) => {
-      lastEnqueue = outbox.enqueueWithin(fresh, now);
+    // Webhook deliveries are written in the anomaly's own transaction.
+    anomalies: state.anomaliesWithOutbox((r) => {
+      lastEnqueue = r;
     }),
     snapshots,
     log,
@@ -98,7 +104,7 @@ async function main(): Promise<void> {
         stored.inc({ source: fresh[i]!.source, severity: fresh[i]!.severity });
       }
       // Committed: tell this process's dispatchers (after the transaction, so they find the rows).
-      const q = lastEnqueue as ReturnType<SqliteOutboxStore['enqueueWithin']> | null;
+      const q = lastEnqueue as EnqueueResult | null;
       lastEnqueue = null;
       if (q && (q.created.length || q.grouped.length)) {
         enqueued.inc({ result: 'created' }, q.created.length);
@@ -118,7 +124,7 @@ async function main(): Promise<void> {
       watcher.close();
       outboxSignal.close();
       await consumer.stop();
-      db.close();
+      await state.close();
       port.postMessage({ type: 'stopped' } satisfies ConsumerWorkerMessage);
     }
   });

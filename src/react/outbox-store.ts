@@ -103,7 +103,7 @@ export interface EnqueueResult {
   grouped: Array<{ deliveryId: string; anomalyId: string; endpointId: string }>;
 }
 
-const MAX_IDS_PER_ALERT = 50;
+export const MAX_IDS_PER_ALERT = 50;
 
 const MIGRATIONS = [
   `CREATE TABLE webhook_endpoints (
@@ -151,7 +151,7 @@ export function migrateReactStore(db: SqliteDb): void {
   migrate(db, 'react', MIGRATIONS);
 }
 
-interface EndpointRow {
+export interface EndpointRow {
   id: string;
   url: string;
   secret: string;
@@ -165,7 +165,7 @@ interface EndpointRow {
   updated_at: number;
 }
 
-interface DeliveryRow {
+export interface DeliveryRow {
   seq: number;
   id: string;
   endpoint_id: string;
@@ -186,7 +186,7 @@ interface DeliveryRow {
   delivered_at: number | null;
 }
 
-const endpointFromRow = (r: EndpointRow): WebhookEndpoint => ({
+export const endpointFromRow = (r: EndpointRow): WebhookEndpoint => ({
   id: r.id,
   url: r.url,
   secret: r.secret,
@@ -200,7 +200,7 @@ const endpointFromRow = (r: EndpointRow): WebhookEndpoint => ({
   updatedAt: r.updated_at,
 });
 
-const deliveryFromRow = (r: DeliveryRow): Delivery => ({
+export const deliveryFromRow = (r: DeliveryRow): Delivery => ({
   id: r.id,
   endpointId: r.endpoint_id,
   anomalyId: r.anomaly_id,
@@ -219,6 +219,19 @@ const deliveryFromRow = (r: DeliveryRow): Delivery => ({
 });
 
 export class CursorError extends Error {}
+
+/** A config-file endpoint already stored as it is (syncing it again would change nothing). */
+export const sameConfigEndpoint = (old: WebhookEndpoint, e: WebhookEndpoint): boolean =>
+  old.origin === 'config' && old.url === e.url && old.secret === e.secret && old.format === e.format && old.enabled === e.enabled &&
+  old.description === e.description && old.maxPerMinute === e.maxPerMinute && JSON.stringify(old.filters) === JSON.stringify(e.filters);
+
+/** The listDeliveries cursor (a delivery's seq) of both stores. */
+export const encodeDeliveryCursor = (seq: number): string => Buffer.from(String(seq)).toString('base64url');
+export function decodeDeliveryCursor(cursor: string): number {
+  const seq = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
+  if (!Number.isInteger(seq)) throw new CursorError('not a cursor this API gave');
+  return seq;
+}
 
 export class SqliteOutboxStore implements OutboxStore {
   private endpointsVersion = -1;
@@ -367,9 +380,7 @@ export class SqliteOutboxStore implements OutboxStore {
       let changed = false;
       for (const e of endpoints) {
         const old = existing.get(e.id);
-        const same = old && old.origin === 'config' && old.url === e.url && old.secret === e.secret && old.format === e.format &&
-          old.enabled === e.enabled && old.description === e.description && old.maxPerMinute === e.maxPerMinute && JSON.stringify(old.filters) === JSON.stringify(e.filters);
-        if (same) continue;
+        if (old && sameConfigEndpoint(old, e)) continue;
         this.putEndpointSync({ ...e, createdAt: old?.createdAt ?? e.createdAt });
         changed = true;
       }
@@ -499,9 +510,7 @@ export class SqliteOutboxStore implements OutboxStore {
     if (f.status !== undefined) where.push('status = ?'), args.push(f.status);
     if (f.appId !== undefined) where.push('app_id = ?'), args.push(f.appId);
     if (page.cursor) {
-      const seq = Number(Buffer.from(page.cursor, 'base64url').toString('utf8'));
-      if (!Number.isInteger(seq)) throw new CursorError('not a cursor this API gave');
-      where.push('seq < ?'), args.push(seq);
+      where.push('seq < ?'), args.push(decodeDeliveryCursor(page.cursor));
     }
     const limit = Math.max(1, Math.min(page.limit ?? 100, 1000));
     const rows = this.db
@@ -509,7 +518,7 @@ export class SqliteOutboxStore implements OutboxStore {
       .all(...args, limit + 1) as DeliveryRow[];
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
-    return { items: items.map(deliveryFromRow), nextCursor: rows.length > limit && last ? Buffer.from(String(last.seq)).toString('base64url') : null };
+    return { items: items.map(deliveryFromRow), nextCursor: rows.length > limit && last ? encodeDeliveryCursor(last.seq) : null };
   }
 
   async replay(f: { deliveryId?: string; endpointId?: string; appId?: string }, now: number): Promise<number> {

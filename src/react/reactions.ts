@@ -3,18 +3,17 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.js';
-import { SqliteAnomalyStore } from '../detect/anomaly-store.js';
 import type { Principal } from '../ingest/edge.js';
 import type { Logger } from '../obs/logger.js';
-import { openSqlite, type SqliteDb } from '../state/sqlite.js';
+import { openStateStores, type StateStores } from '../state/stores.js';
 import { createReactMetrics, Dispatcher, registerOutboxGauges } from './dispatcher.js';
-import { SqliteOutboxStore } from './outbox-store.js';
+import type { OutboxStore } from './outbox-store.js';
 import { registerReactRoutes } from './routes.js';
 import type { WebhookEndpoint } from './webhook.js';
 
 export interface Reactions {
   /** The outbox on the node's main state-store connection (API, config sync). */
-  store: SqliteOutboxStore;
+  store: OutboxStore;
   /** Null with DISPATCHER_WORKERS=0 (another process delivers). */
   dispatcher: Dispatcher | null;
   registerRoutes(app: FastifyInstance, authenticate: (req: FastifyRequest) => Principal): void;
@@ -23,9 +22,13 @@ export interface Reactions {
 
 const DELIVERED_RETENTION_MS = 7 * 86_400_000;
 
-export async function startReactions(o: { config: Config; statePath: string; stateDb: SqliteDb; registry: Registry; log: Logger }): Promise<Reactions> {
+/**
+ * @param o.state the node's state stores, opened with the configured group window (their outbox serves the API).
+ * @param o.statePath the SQLite file when `config.databaseUrl` is not set (the dispatcher opens its own connection).
+ */
+export async function startReactions(o: { config: Config; statePath: string; state: StateStores; registry: Registry; log: Logger }): Promise<Reactions> {
   const { config, log } = o;
-  const store = new SqliteOutboxStore(o.stateDb, { groupWindowMs: config.webhookGroupWindowMs });
+  const store = o.state.outbox;
   const t = Date.now();
   const fromConfig: WebhookEndpoint[] = config.webhooks.map((w) => ({
     id: w.id,
@@ -43,17 +46,23 @@ export async function startReactions(o: { config: Config; statePath: string; sta
   await store.syncConfigEndpoints(fromConfig);
   registerOutboxGauges(o.registry, store);
 
-  let dispatchDb: SqliteDb | null = null;
+  let dispatchState: StateStores | null = null;
   let dispatcher: Dispatcher | null = null;
   let pruneTimer: NodeJS.Timeout | null = null;
   if (config.dispatcherWorkers > 0) {
-    // Its own connection, synchronous=NORMAL: a delivery's outcome lost to a power cut is only sent again (same id).
-    dispatchDb = openSqlite(o.statePath);
-    dispatchDb.pragma('synchronous = NORMAL');
-    const dispatchStore = new SqliteOutboxStore(dispatchDb);
+    // Its own connection (pool), SQLite synchronous=NORMAL: a delivery's outcome lost to a power cut is only sent
+    // again (same id).
+    dispatchState = await openStateStores({
+      databaseUrl: config.databaseUrl,
+      statePath: o.statePath,
+      sqliteSynchronous: 'NORMAL',
+      poolSize: config.dispatcherWorkers + 1,
+      onIdleError: (err) => log.warn({ err }, 'webhooks: a state-store connection failed while idle'),
+    });
+    const dispatchStore = dispatchState.outbox;
     dispatcher = new Dispatcher({
       store: dispatchStore,
-      anomalies: new SqliteAnomalyStore(dispatchDb),
+      anomalies: dispatchState.anomalies,
       workers: config.dispatcherWorkers,
       timeoutMs: config.webhookTimeoutMs,
       maxAttempts: config.webhookMaxAttempts,
@@ -79,7 +88,7 @@ export async function startReactions(o: { config: Config; statePath: string; sta
     async stop() {
       if (pruneTimer) clearInterval(pruneTimer);
       await dispatcher?.stop();
-      dispatchDb?.close();
+      await dispatchState?.close();
     },
   };
 }
