@@ -3,6 +3,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { DuckEngine } from '../warehouse/duckdb.js';
+import { CacheTooSmallError } from '../warehouse/object-cache.js';
 import type { FileFilter, Warehouse } from '../warehouse/warehouse.js';
 import { checkSerializedSql } from './sql-guard.js';
 
@@ -93,16 +94,18 @@ export class QueryService {
     const started = performance.now();
     const conn = await this.acquire();
     let healthy = true;
+    let releaseFiles = () => {};
     try {
       const tables = await this.guard(conn, sql);
       for (const name of tables) {
         const side = this.sideTables.get(name);
         if (side) await loadSideTable(conn, name, side, opts.appId ?? null);
       }
-      const relation = await this.warehouse.eventsRelation({ ...opts.files, appId: opts.appId });
-      if (this.viewOf.get(conn) !== relation) {
-        await conn.run(`CREATE OR REPLACE TEMP VIEW events AS ${relation}`);
-        this.viewOf.set(conn, relation);
+      const relation = await this.openEvents({ ...opts.files, appId: opts.appId });
+      releaseFiles = relation.release;
+      if (this.viewOf.get(conn) !== relation.sql) {
+        await conn.run(`CREATE OR REPLACE TEMP VIEW events AS ${relation.sql}`);
+        this.viewOf.set(conn, relation.sql);
       }
       const timer = setTimeout(() => conn.interrupt(), opts.timeoutMs);
       let reader;
@@ -127,8 +130,22 @@ export class QueryService {
       this.metrics.queryDuration.observe({ endpoint: opts.endpoint ?? 'sql' }, elapsedMs / 1000);
       return { columns: reader.columnNames(), types, rows, truncated, elapsedMs: Math.round(elapsedMs * 10) / 10 };
     } finally {
+      releaseFiles();
       if (healthy) this.release(conn);
       else conn.closeSync();
+    }
+  }
+
+  /** The `events` relation for this query, its files held readable until release. */
+  private async openEvents(filter: FileFilter): Promise<{ sql: string; release(): void }> {
+    try {
+      return await this.warehouse.openEventsRelation(filter);
+    } catch (err) {
+      if (err instanceof CacheTooSmallError) {
+        this.metrics.queryRefused.inc({ reason: 'scan_too_large' });
+        throw new HttpError(400, 'scan_too_large', `${err.message}: narrow the query to fewer days, or raise S3_CACHE_BYTES`, 'sql');
+      }
+      throw err;
     }
   }
 
