@@ -31,3 +31,23 @@ export async function startTestS3(): Promise<TestS3> {
     },
   };
 }
+
+/** The columns of ops/trino/events.sql's CREATE TABLE, in order, with their Trino types, and its partition keys. */
+export async function readTrinoDdl(): Promise<{ columns: Array<{ name: string; type: string }>; partitionedBy: string[]; externalLocation: string }> {
+  const { readFile } = await import('node:fs/promises');
+  const sql = await readFile(new URL('../../ops/trino/events.sql', import.meta.url), 'utf8');
+  const code = sql.replace(/--.*$/gm, '');
+  const table = /CREATE TABLE IF NOT EXISTS hive\.causality\.events \(([\s\S]*?)\n\)\s*WITH \(([\s\S]*?)\n\);/.exec(code);
+  if (!table) throw new Error('no CREATE TABLE hive.causality.events (…) WITH (…) in ops/trino/events.sql');
+  const columns = table[1]!
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .map((l) => {
+      const [name, type] = l.split(/\s+/);
+      return { name: name!.replaceAll('"', ''), type: type! };
+    });
+  const partitionedBy = [...(/partitioned_by = ARRAY\[([^\]]*)\]/.exec(table[2]!)?.[1] ?? '').matchAll(/'([^']+)'/g)].map((m) => m[1]!);
+  const externalLocation = /external_location = '([^']+)'/.exec(table[2]!)?.[1] ?? '';
+  return { columns, partitionedBy, externalLocation };
+}

@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pad } from '../src/warehouse/layout.js';
 import { S3WarehouseFiles } from '../src/warehouse/s3-files.js';
-import { filesUnder, startTestNode, type TestNode } from './helpers.js';
-import { startTestS3, TEST_BUCKET, type TestS3 } from './s3-helpers.js';
+import { DuckEngine } from '../src/warehouse/duckdb.js';
+import { filesUnder, lit, startTestNode, type TestNode } from './helpers.js';
+import { readTrinoDdl, startTestS3, TEST_BUCKET, type TestS3 } from './s3-helpers.js';
 
 describe('warehouse in S3', () => {
   let s3: TestS3;
@@ -67,6 +68,17 @@ describe('warehouse in S3', () => {
     assert.deepEqual(await count(), [65, 65]);
     const cached = await filesUnder(join(dataDir, 'cache', 'warehouse'));
     assert.equal(cached.length, objects.length, 'the query fetched every object it read into the cache');
+    // The files carry exactly the columns the shipped Trino DDL declares (app_id and date live in the path).
+    const engine = await DuckEngine.create({ allowedDirectories: [bucketView.readableRoot] });
+    try {
+      const conn = await engine.connect();
+      const schema = await conn.runAndReadAll(`SELECT name FROM parquet_schema(${lit(await bucketView.localPath(objects[0]!.key))}) WHERE name <> 'duckdb_schema'`);
+      conn.closeSync();
+      const ddl = await readTrinoDdl();
+      assert.deepEqual(schema.getRowsJS().map((r) => r[0]), ddl.columns.map((c) => c.name).filter((n) => !ddl.partitionedBy.includes(n)));
+    } finally {
+      engine.close();
+    }
     // Metrics endpoints read only their days' partitions through the same cache.
     const today = new Date().toISOString().slice(0, 10);
     const pv = await t.get(`/v1/metrics/pageviews?app_id=appA&from=${today}&to=${today}`, { key: t.keys.appA });
