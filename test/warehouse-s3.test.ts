@@ -114,4 +114,26 @@ describe('warehouse in S3', () => {
     assert.ok((await bucketView.list('events')).some((o) => o.key === after[0]!.key), 'the compacted file is an object in the bucket');
     assert.deepEqual(await count(), [75, 75]);
   });
+
+  test('a query bounded by ts fetches only the partitions of its days', async () => {
+    const days = ['2026-11-20', '2026-11-21', '2026-11-22'];
+    const events = days.flatMap((day, d) =>
+      Array.from({ length: d + 2 }, (_, i) => ({ eventId: randomUUID(), deviceId: `old${i}`, timestamp: `${day}T12:00:00Z`, screenView: { screenName: `old-${day}` } })),
+    );
+    const r = await t!.post('/v1/events/batch', { events }, { key: t!.keys.appA });
+    assert.equal(r.status, 202, r.text);
+    await t!.node.flush();
+    await t!.stop();
+    await rm(join(dataDir, 'cache'), { recursive: true, force: true });
+    t = await startTestNode(env, { dataDir });
+
+    const oneDay = await t.sql(`SELECT count(*) FROM events WHERE ts >= '2026-11-21' AND ts < '2026-11-22'`);
+    assert.deepEqual(oneDay.rows, [[3]]);
+    const cachedDates = async () =>
+      [...new Set((await filesUnder(join(dataDir, 'cache', 'warehouse'))).map((f) => /date=([\d-]+)/.exec(f)?.[1]))].sort();
+    assert.deepEqual(await cachedDates(), ['2026-11-21', '2026-11-22'], 'the bound day (the upper one is inclusive: conservative) and nothing else');
+    const byDay = await t.sql(`SELECT strftime(ts, '%Y-%m-%d') AS day, count(*) FROM events WHERE ts BETWEEN '2026-11-20' AND '2026-11-22 23:59:59' GROUP BY 1 ORDER BY 1`);
+    assert.deepEqual(byDay.rows, [['2026-11-20', 2], ['2026-11-21', 3], ['2026-11-22', 4]]);
+    assert.deepEqual(await count(), [84, 84], 'an unbounded query still reads every day');
+  });
 });
