@@ -125,7 +125,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
 
   const stagingDir = join(config.dataDir, 'staging');
   const filesSettings = { dataDir: config.dataDir, s3: config.s3, s3CacheBytes: config.s3CacheBytes };
-  const files = await openWarehouseFiles(filesSettings);
+  const files = await openWarehouseFiles(filesSettings, metrics.registry);
   // Above a burst rate the background consumers defer (bounded), so acknowledgements keep the machine.
   const pressure = new IngestPressure();
   const deferral = { buffer: pressure.buffer, policy: { aboveEventsPerSecond: config.deferAboveEventsPerSecond, maxDeferMs: config.maxDeferMs } };

@@ -68,6 +68,9 @@ describe('warehouse in S3', () => {
     assert.deepEqual(await count(), [65, 65]);
     const cached = await filesUnder(join(dataDir, 'cache', 'warehouse'));
     assert.equal(cached.length, objects.length, 'the query fetched every object it read into the cache');
+    const metrics = (await t.get('/metrics')).text;
+    assert.match(metrics, new RegExp(`^causality_warehouse_cache_downloads_total ${objects.length}$`, 'm'));
+    assert.match(metrics, /^causality_warehouse_cache_bytes [1-9]\d*$/m);
     // The files carry exactly the columns the shipped Trino DDL declares (app_id and date live in the path).
     const engine = await DuckEngine.create({ allowedDirectories: [bucketView.readableRoot] });
     try {

@@ -2,6 +2,7 @@
 // Distributed: S3-compatible storage (s3-files.ts) behind the same interface, read through a local cache.
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
+import type { Registry } from 'prom-client';
 import type { HeldFiles } from './object-cache.js';
 import type { S3Settings } from './s3-files.js';
 
@@ -94,9 +95,14 @@ export interface WarehouseFilesSettings {
   s3CacheBytes: number;
 }
 
-/** The warehouse files this configuration names (the S3 SDK is loaded only when S3 is configured). */
-export async function openWarehouseFiles(settings: WarehouseFilesSettings): Promise<WarehouseFiles> {
+/**
+ * The warehouse files this configuration names (the S3 SDK is loaded only when S3 is configured). With `registry`,
+ * the S3 read cache reports on /metrics (the readers' process passes it; the sink only writes).
+ */
+export async function openWarehouseFiles(settings: WarehouseFilesSettings, registry?: Registry): Promise<WarehouseFiles> {
   if (!settings.s3) return new LocalWarehouseFiles(join(settings.dataDir, 'warehouse'));
   const { S3WarehouseFiles } = await import('./s3-files.js');
-  return new S3WarehouseFiles({ s3: settings.s3, cacheDir: join(settings.dataDir, 'cache', 'warehouse'), cacheBytes: settings.s3CacheBytes });
+  const files = new S3WarehouseFiles({ s3: settings.s3, cacheDir: join(settings.dataDir, 'cache', 'warehouse'), cacheBytes: settings.s3CacheBytes });
+  if (registry) files.registerMetrics(registry);
+  return files;
 }

@@ -5,6 +5,7 @@ import { rm, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { WarehouseFiles } from './files.js';
 import { ObjectCache, type HeldFiles, type ObjectCacheStats } from './object-cache.js';
 
@@ -60,6 +61,21 @@ export class S3WarehouseFiles implements WarehouseFiles {
 
   cacheStats(): ObjectCacheStats {
     return this.cache.snapshot();
+  }
+
+  /** The cache's size and traffic on /metrics (read when scraped). */
+  registerMetrics(registry: Registry): void {
+    const stat = (name: keyof ObjectCacheStats) => () => this.cache.snapshot()[name];
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+    const counter = (name: string, help: string, read: () => number) =>
+      new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+    gauge('causality_warehouse_cache_bytes', 'Bytes of S3 objects in the local read-through cache', stat('bytes'));
+    gauge('causality_warehouse_cache_files', 'S3 objects in the local read-through cache', stat('files'));
+    counter('causality_warehouse_cache_downloads_total', 'S3 objects fetched into the cache', stat('downloads'));
+    counter('causality_warehouse_cache_downloaded_bytes_total', 'Bytes fetched from S3 into the cache', stat('downloadedBytes'));
+    counter('causality_warehouse_cache_hits_total', 'Reads served by a cached copy', stat('hits'));
+    counter('causality_warehouse_cache_evictions_total', 'Cached objects evicted to stay under S3_CACHE_BYTES', stat('evictions'));
   }
 
   /** One PutObject with a known length: S3 makes the object visible whole or not at all; the local file is then removed. */
