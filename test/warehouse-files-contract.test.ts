@@ -205,10 +205,12 @@ describe('S3 read-through cache', () => {
     const files = openS3({ cacheBytes: bound });
     for (let i = 1; i <= 4; i++) await publishNew(files, keyOf(i), fileBytes);
     const held = await files.acquire([1, 2].map((i) => ({ key: keyOf(i), bytes: fileBytes })));
-    // Reading two more files overflows the bound; the held ones must survive, the unheld newest gets evicted.
+    // Reading two more files overflows the bound; the held ones survive, and so does the file just read.
     await files.localPath(keyOf(3));
-    await files.localPath(keyOf(4));
+    const fourth = await files.localPath(keyOf(4));
     for (const p of held.paths) assert.equal((await stat(p)).size, fileBytes, `${p} is still there while held`);
+    assert.equal((await stat(fourth)).size, fileBytes, 'the file just asked for is not evicted by its own download');
+    assert.equal(existsSync(join(files.readableRoot, keyOf(3))), false, 'the unheld older one was');
     held.release();
     assert.ok((await cacheDiskBytes(files.readableRoot)) <= bound, 'back under the bound once released');
 

@@ -147,12 +147,17 @@ export class ObjectCache {
     this.evict();
   }
 
-  /** Least recently used first, skipping pinned files, until the cache is within its bound. */
+  /**
+   * Least recently used first, skipping pinned files, until the cache is within its bound. The most recently used
+   * file stays even so: it is the one just asked for, and its path is about to be handed out.
+   */
   private evict(): void {
     if (this.totalBytes <= this.capacityBytes) return;
+    let newest: string | undefined;
+    for (const key of this.entries.keys()) newest = key;
     for (const [key, size] of this.entries) {
       if (this.totalBytes <= this.capacityBytes) break;
-      if (this.pins.has(key)) continue;
+      if (this.pins.has(key) || key === newest) continue;
       this.entries.delete(key);
       this.totalBytes -= size;
       this.stats.evictions++;
