@@ -26,7 +26,7 @@ import { QueryService } from './query/query-service.js';
 import { registerQueryRoutes } from './query/routes.js';
 import { registerTrackerRoutes } from './tracker/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
-import { LocalWarehouseFiles } from './warehouse/files.js';
+import { openWarehouseFiles } from './warehouse/files.js';
 import { ConsumerThread } from './bus/consumer-thread.js';
 import { IngestPressure } from './bus/ingest-pressure.js';
 import { SINK_CONSUMER } from './warehouse/sink.js';
@@ -122,9 +122,9 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const dedupe = new EventIdDedupe(config.dedupeWindowEvents);
   const warmed = await warmDedupe(bus, dedupe, config.dedupeWindowEvents);
 
-  const warehouseDir = join(config.dataDir, 'warehouse');
   const stagingDir = join(config.dataDir, 'staging');
-  const files = new LocalWarehouseFiles(warehouseDir);
+  const filesSettings = { dataDir: config.dataDir, s3: config.s3, s3CacheBytes: config.s3CacheBytes };
+  const files = await openWarehouseFiles(filesSettings, metrics.registry);
   // Above a burst rate the background consumers defer (bounded), so acknowledgements keep the machine.
   const pressure = new IngestPressure();
   const deferral = { buffer: pressure.buffer, policy: { aboveEventsPerSecond: config.deferAboveEventsPerSecond, maxDeferMs: config.maxDeferMs } };
@@ -134,7 +134,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     bus,
     log,
     data: {
-      warehouseDir,
+      files: filesSettings,
       stagingDir: join(stagingDir, 'sink'),
       batchMaxEvents: config.batchMaxEvents,
       flushIntervalMs: config.batchFlushIntervalMs,
@@ -169,7 +169,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     : null;
   await detector?.start();
   // The query engine (and compaction) share one DuckDB on this thread; the sink has its own in its worker.
-  const engine = await DuckEngine.create({ allowedDirectories: [warehouseDir, stagingDir] });
+  const engine = await DuckEngine.create({ allowedDirectories: [files.readableRoot, stagingDir] });
   const warehouse = new Warehouse(engine, files, () => sink.committedOffset, join(stagingDir, 'compact'), metrics, log);
   const queries = new QueryService(engine, warehouse, metrics);
   queries.addSideTable('anomalies', anomalyTable(anomalies));
@@ -306,6 +306,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       await state.close();
       queries.close();
       engine.close();
+      files.close();
       log.info('causality stopped');
     },
   };

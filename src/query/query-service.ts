@@ -3,7 +3,9 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { DuckEngine } from '../warehouse/duckdb.js';
+import { CacheTooSmallError } from '../warehouse/object-cache.js';
 import type { FileFilter, Warehouse } from '../warehouse/warehouse.js';
+import { eventsDateBounds, type DateBounds } from './partition-bounds.js';
 import { checkSerializedSql } from './sql-guard.js';
 
 export interface QueryResult {
@@ -50,6 +52,13 @@ async function loadSideTable(conn: DuckDBConnection, name: string, table: SideTa
   await conn.run(`CREATE OR REPLACE TEMP TABLE ${name} AS SELECT unnest(CAST(json($1) AS ${struct}[]), recursive := true)`, [json]);
 }
 
+/** The tighter of two day ranges (inclusive YYYY-MM-DD strings compare as days). */
+function narrowDays(a: DateBounds, b: DateBounds): DateBounds {
+  const fromDate = [a.fromDate, b.fromDate].filter((d): d is string => !!d).sort().at(-1);
+  const toDate = [a.toDate, b.toDate].filter((d): d is string => !!d).sort()[0];
+  return { ...(fromDate ? { fromDate } : {}), ...(toDate ? { toDate } : {}) };
+}
+
 export class QueryService {
   private readonly idle: DuckDBConnection[] = [];
   private readonly viewOf = new WeakMap<DuckDBConnection, string>();
@@ -76,15 +85,16 @@ export class QueryService {
     else conn.closeSync();
   }
 
-  /** Checks the query; returns the product tables it reads. */
-  async guard(conn: DuckDBConnection, sql: string): Promise<Set<string>> {
+  /** Checks the query; returns the product tables it reads and the days of events it can read. */
+  async guard(conn: DuckDBConnection, sql: string): Promise<{ tables: Set<string>; dates: DateBounds }> {
     const r = await conn.runAndReadAll('SELECT json_serialize_sql($1::VARCHAR)', [sql]);
-    const verdict = checkSerializedSql(String(r.getRows()[0]?.[0] ?? ''));
+    const serialized = String(r.getRows()[0]?.[0] ?? '');
+    const verdict = checkSerializedSql(serialized);
     if (!verdict.ok) {
       this.metrics.queryRefused.inc({ reason: verdict.code });
       throw new HttpError(400, verdict.code, verdict.message, 'sql');
     }
-    return verdict.tables;
+    return { tables: verdict.tables, dates: verdict.tables.has('events') ? eventsDateBounds(serialized) : {} };
   }
 
   async run(sql: string, opts: QueryOptions): Promise<QueryResult> {
@@ -93,16 +103,19 @@ export class QueryService {
     const started = performance.now();
     const conn = await this.acquire();
     let healthy = true;
+    let releaseFiles = () => {};
     try {
-      const tables = await this.guard(conn, sql);
+      const { tables, dates } = await this.guard(conn, sql);
       for (const name of tables) {
         const side = this.sideTables.get(name);
         if (side) await loadSideTable(conn, name, side, opts.appId ?? null);
       }
-      const relation = await this.warehouse.eventsRelation({ ...opts.files, appId: opts.appId });
-      if (this.viewOf.get(conn) !== relation) {
-        await conn.run(`CREATE OR REPLACE TEMP VIEW events AS ${relation}`);
-        this.viewOf.set(conn, relation);
+      // Only the days the query can read are opened (with S3: fetched into the cache).
+      const relation = await this.openEvents({ ...narrowDays(opts.files ?? {}, dates), appId: opts.appId });
+      releaseFiles = relation.release;
+      if (this.viewOf.get(conn) !== relation.sql) {
+        await conn.run(`CREATE OR REPLACE TEMP VIEW events AS ${relation.sql}`);
+        this.viewOf.set(conn, relation.sql);
       }
       const timer = setTimeout(() => conn.interrupt(), opts.timeoutMs);
       let reader;
@@ -127,8 +140,22 @@ export class QueryService {
       this.metrics.queryDuration.observe({ endpoint: opts.endpoint ?? 'sql' }, elapsedMs / 1000);
       return { columns: reader.columnNames(), types, rows, truncated, elapsedMs: Math.round(elapsedMs * 10) / 10 };
     } finally {
+      releaseFiles();
       if (healthy) this.release(conn);
       else conn.closeSync();
+    }
+  }
+
+  /** The `events` relation for this query, its files held readable until release. */
+  private async openEvents(filter: FileFilter): Promise<{ sql: string; release(): void }> {
+    try {
+      return await this.warehouse.openEventsRelation(filter);
+    } catch (err) {
+      if (err instanceof CacheTooSmallError) {
+        this.metrics.queryRefused.inc({ reason: 'scan_too_large' });
+        throw new HttpError(400, 'scan_too_large', `${err.message}: narrow the query to fewer days, or raise S3_CACHE_BYTES`, 'sql');
+      }
+      throw err;
     }
   }
 

@@ -10,11 +10,12 @@ import { lowerThisThread, type ConsumerWorkerMessage } from '../bus/consumer-thr
 import { createLogger } from '../obs/logger.js';
 import { createMetrics } from '../obs/metrics.js';
 import { DuckEngine } from './duckdb.js';
-import { LocalWarehouseFiles } from './files.js';
+import { openWarehouseFiles, type WarehouseFilesSettings } from './files.js';
 import { WarehouseSink } from './sink.js';
 
 export interface SinkWorkerData {
-  warehouseDir: string;
+  /** Where published files go: <dataDir>/warehouse, or S3 when configured. */
+  files: WarehouseFilesSettings;
   stagingDir: string;
   batchMaxEvents: number;
   flushIntervalMs: number;
@@ -36,11 +37,12 @@ async function main(): Promise<void> {
   // Linux's /dev/shm keeps the transient JSON lines in memory: no disk writes beside the log's fsyncs.
   const scratchDir = existsSync('/dev/shm') ? join('/dev/shm', `causality-sink-${process.pid}`) : undefined;
   if (scratchDir) await removeScratchOfDeadProcesses();
-  const engine = await DuckEngine.create({ allowedDirectories: [d.warehouseDir, d.stagingDir, ...(scratchDir ? [scratchDir] : [])] });
+  const files = await openWarehouseFiles(d.files);
+  const engine = await DuckEngine.create({ allowedDirectories: [files.readableRoot, d.stagingDir, ...(scratchDir ? [scratchDir] : [])] });
   const sink = new WarehouseSink({
     bus,
     engine,
-    files: new LocalWarehouseFiles(d.warehouseDir),
+    files,
     stagingDir: d.stagingDir,
     scratchDir,
     batchMaxEvents: d.batchMaxEvents,
@@ -55,6 +57,7 @@ async function main(): Promise<void> {
     if (m.type === 'stop') {
       await sink.stop();
       engine.close();
+      files.close();
       if (scratchDir) await rm(scratchDir, { recursive: true, force: true });
       port.postMessage({ type: 'stopped' } satisfies SinkWorkerMessage);
     }

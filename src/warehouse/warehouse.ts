@@ -65,14 +65,20 @@ export class Warehouse {
     });
   }
 
-  /** SQL for the events relation over the given files, columns in documented order. */
-  async eventsRelation(filter: FileFilter = {}): Promise<string> {
+  /**
+   * SQL for the events relation over the given files, columns in documented order. Its files stay readable until
+   * release() (with S3 they are fetched into the local cache and pinned there while the query runs).
+   */
+  async openEventsRelation(filter: FileFilter = {}): Promise<{ sql: string; release(): void }> {
     const files = await this.liveFiles(filter);
-    if (files.length === 0) return EMPTY_EVENTS;
-    const paths = await Promise.all(files.map((f) => this.files.localPath(f.key)));
-    const list = paths.map(sqlString).join(', ');
+    if (files.length === 0) return { sql: EMPTY_EVENTS, release: () => {} };
+    const held = await this.files.acquire(files);
+    const list = held.paths.map(sqlString).join(', ');
     const where = filter.appId ? ` WHERE app_id = ${sqlString(filter.appId)}` : '';
-    return `SELECT ${COLUMN_LIST} FROM read_parquet([${list}], hive_partitioning = true, hive_types = {'app_id': VARCHAR, 'date': DATE})${where}`;
+    return {
+      sql: `SELECT ${COLUMN_LIST} FROM read_parquet([${list}], hive_partitioning = true, hive_types = {'app_id': VARCHAR, 'date': DATE})${where}`,
+      release: held.release,
+    };
   }
 
   /** Merges partitions that have many small files into one file each; returns partitions compacted. One pass at a time. */
@@ -125,12 +131,16 @@ export class Warehouse {
         const name = `c${pad(from)}-${pad(to)}.parquet`;
         await mkdir(this.stagingDir, { recursive: true });
         const tmp = join(this.stagingDir, `compact-${process.pid}-${name}`);
-        const paths = await Promise.all(list.map((f) => this.files.localPath(f.key)));
-        await conn.run(`COPY (
-            SELECT * FROM read_parquet([${paths.map(sqlString).join(', ')}], hive_partitioning = false)
-            QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at) = 1
-            ORDER BY type, device_id, ts
-          ) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
+        const inputs = await this.files.acquire(list);
+        try {
+          await conn.run(`COPY (
+              SELECT * FROM read_parquet([${inputs.paths.map(sqlString).join(', ')}], hive_partitioning = false)
+              QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY received_at) = 1
+              ORDER BY type, device_id, ts
+            ) TO ${sqlString(tmp)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)`);
+        } finally {
+          inputs.release();
+        }
         await this.files.publish(tmp, `${partition}/${name}`);
         this.generation++;
         for (const f of list) this.supersededSince.set(f.key, Date.now());
