@@ -87,6 +87,8 @@ class RecordFeed {
   fetchedTo: number;
   /** Messages still to deliver after the newest one, as the server said (for filtered feeds: do records exist?). */
   pendingHint: number;
+  /** Stream sequence of the newest message received (chunks included): the stream position this session reached. */
+  seen: number;
   private readCursor: number;
   private readBytes = 0;
   private unreadBytes = 0;
@@ -109,6 +111,7 @@ class RecordFeed {
     this.fetchedTo = from;
     this.readCursor = from;
     this.pendingHint = pendingHint;
+    this.seen = from;
     this.pump = this.run();
   }
 
@@ -117,6 +120,7 @@ class RecordFeed {
       for await (const m of this.messages) {
         this.onMessage(m);
         this.pendingHint = m.info.pending;
+        this.seen = Math.max(this.seen, m.seq);
         this.accept(m);
         if (this.unreadBytes > this.capBytes && !this.stopped) await new Promise<void>((r) => (this.resumePump = r));
         if (this.stopped) break;
@@ -188,6 +192,11 @@ class RecordFeed {
 
   get ended(): boolean {
     return this.stopped;
+  }
+
+  /** Pulling waits for unread records to be read. */
+  get paused(): boolean {
+    return this.resumePump !== null;
   }
 
   /** Records at or after `from` (below `until`), up to `max`; marks everything below `from` as read. */
@@ -577,15 +586,14 @@ export class JetStreamBus implements Bus {
     await r?.feed.stop();
   }
 
-  /** Buffered records from `from`; when none are and some are known to exist, waits (bounded) for their delivery. */
+  /** Buffered records from `from`, up to `max`; waits (bounded) while records the stream is known to hold are still on their way. */
   private async readFeed(feed: RecordFeed, from: number, max: number, filter: string | undefined): Promise<BusRecord[]> {
     const deadline = Date.now() + READ_WAIT_MS;
-    const want = filter ? 1 : Math.min(max, this.knownEnd - from);
     while (true) {
       const got = feed.take(from, max);
-      if (got.length >= want || feed.ended || Date.now() >= deadline) return got;
-      // Unfiltered reads fill up to what the stream is known to hold (warmDedupe walks back by exact counts).
-      if (filter && feed.pendingHint === 0 && (this.subjectEnd.get(filter) ?? 0) <= feed.fetchedTo) return got;
+      if (got.length >= max || feed.ended || feed.paused || Date.now() >= deadline) return got;
+      const more = filter ? got.length === 0 && (feed.pendingHint > 0 || (this.subjectEnd.get(filter) ?? 0) > feed.seen) : this.knownEnd > feed.seen;
+      if (!more) return got;
       await feed.arrival(deadline);
     }
   }
