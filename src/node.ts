@@ -9,7 +9,9 @@ import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { AggregatorRegistry } from 'prom-client';
 import type { Config } from './config.js';
+import type { Bus } from './bus/bus.js';
 import { SegmentedLog } from './bus/segmented-log.js';
+import { natsBusSpec, openBus } from './bus/open-bus.js';
 import { HttpError, installErrorHandler } from './http/errors.js';
 import { registerOpenApi } from './http/openapi.js';
 import { VERSION } from './version.js';
@@ -46,7 +48,8 @@ import { Warehouse } from './warehouse/warehouse.js';
 export interface RunningNode {
   app: FastifyInstance;
   url: string;
-  bus: SegmentedLog;
+  /** The embedded log, or a JetStream stream when CAUSALITY_BUS is set. */
+  bus: Bus;
   sink: ConsumerThread<SinkWorkerData>;
   warehouse: Warehouse;
   queries: QueryService;
@@ -107,17 +110,15 @@ export function installBodyDecoding(app: FastifyInstance): void {
 export async function startNode(config: Config, opts: { log?: Logger; listen?: boolean } = {}): Promise<RunningNode> {
   const log = opts.log ?? createLogger(config.logLevel);
   const metrics = createMetrics();
-  const bus = await SegmentedLog.open({
-    dir: join(config.dataDir, 'log'),
-    segmentBytes: config.segmentBytes,
-    retentionMs: config.retentionHours * 3_600_000,
-    retentionBytes: config.retentionBytes > 0 ? config.retentionBytes : Infinity,
+  const bus = await openBus(config, {
     onFsync: (seconds, records) => {
       metrics.fsyncSeconds.observe(seconds);
       metrics.fsyncRecords.observe(records);
     },
   });
-  if (bus.recoveredTruncatedBytes > 0) log.warn({ bytes: bus.recoveredTruncatedBytes }, 'log recovery: truncated a torn tail (never acknowledged)');
+  // On NATS the consumer threads connect themselves, bound to their durable consumers.
+  const nats = natsBusSpec(config);
+  if (bus instanceof SegmentedLog && bus.recoveredTruncatedBytes > 0) log.warn({ bytes: bus.recoveredTruncatedBytes }, 'log recovery: truncated a torn tail (never acknowledged)');
 
   const dedupe = new EventIdDedupe(config.dedupeWindowEvents);
   const warmed = await warmDedupe(bus, dedupe, config.dedupeWindowEvents);
@@ -132,6 +133,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     consumer: SINK_CONSUMER,
     workerUrl: new URL('./warehouse/sink-worker.js', import.meta.url),
     bus,
+    nats,
     log,
     data: {
       files: filesSettings,
@@ -163,6 +165,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
         consumer: DETECTOR_CONSUMER,
         workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
         bus,
+        nats,
         log,
         data: { statePath, databaseUrl: config.databaseUrl, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs, deferral, warmFrom: config.detectorWarmFrom },
       })
@@ -249,7 +252,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
 
   app.get('/healthz', async () => ({
     status: 'ok',
-    bus: { endOffset: bus.endOffset(), startOffset: bus.startOffset() },
+    bus: { kind: nats ? 'nats' : 'embedded', endOffset: bus.endOffset(), startOffset: bus.startOffset() },
     sink: { committedOffset: sink.committedOffset, lag: bus.endOffset() - sink.committedOffset },
     detector: detector ? { committedOffset: detector.committedOffset, lag: bus.endOffset() - detector.committedOffset } : null,
   }));

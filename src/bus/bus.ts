@@ -2,17 +2,24 @@
 // Embedded: SegmentedLog (files + fsync). Distributed: NATS JetStream (scale-out issue).
 
 export interface BusRecord {
-  /** Position in the log; strictly increasing, dense (0, 1, 2, …) for the embedded log. */
+  /** Position in the log; strictly increasing, dense (0, 1, 2, …) for the embedded log, with gaps for a consumer of one partition. */
   offset: number;
   payload: Buffer;
+}
+
+/** Per payload, optional: the entity key choosing its partition, and a message id deduplicated by the bus. */
+export interface AppendOptions {
+  keys?: ReadonlyArray<string | undefined>;
+  ids?: ReadonlyArray<string | undefined>;
 }
 
 export interface Bus {
   /**
    * Appends payloads in order and resolves only once they are durable (fsynced / acked).
    * Concurrent calls are group-committed. Resolves with the offset of the first payload.
+   * Keys and ids matter to a partitioned bus (JetStream); the embedded log has one partition and ignores them.
    */
-  appendDurably(payloads: Buffer[]): Promise<number>;
+  appendDurably(payloads: Buffer[], opts?: AppendOptions): Promise<number>;
 
   /** Offset the next appended record will get; everything below it is durable and readable. */
   endOffset(): number;

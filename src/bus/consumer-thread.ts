@@ -1,15 +1,17 @@
 // The main thread's handle on a bus consumer running in a worker thread (the warehouse sink, the detector): starts
-// it, serves it the log over a MessagePort, knows its committed position, merges its metrics, stops it.
+// it, serves it the log over a MessagePort (or lets it connect to JetStream itself), knows its committed position,
+// merges its metrics, stops it.
 import { setPriority } from 'node:os';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../obs/logger.js';
 import type { Bus } from './bus.js';
 import { serveBus } from './bus-port.js';
+import type { NatsBusSpec } from './open-bus.js';
 
 type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 
-/** What a consumer worker says to its handle. The worker gets `busPort` in its workerData and answers `metrics`/`stop`. */
+/** What a consumer worker says to its handle. The worker gets `busPort` or `natsBus` in its workerData (see openWorkerBus) and answers `metrics`/`stop`. */
 export type ConsumerWorkerMessage =
   | { type: 'ready' }
   | { type: 'stopped' }
@@ -33,15 +35,21 @@ export interface ConsumerThreadOptions<D> {
   consumer: string;
   /** The worker's entry module. */
   workerUrl: URL;
-  /** The worker's data (busPort is added). */
+  /** The worker's data (busPort or natsBus is added). */
   data: D;
   bus: Bus;
+  /** The bus is this JetStream stream: the worker opens its own connection, bound to `consumer`. */
+  nats?: NatsBusSpec | null;
   log: Logger;
 }
+
+/** How often the committed position of a JetStream consumer is read back (its commits do not pass through here). */
+const NATS_POSITION_POLL_MS = 1000;
 
 export class ConsumerThread<D extends object> {
   private position = 0;
   private worker: Worker | null = null;
+  private positionPoll: NodeJS.Timeout | null = null;
   private readonly waiters = new Map<string, Array<(m: ConsumerWorkerMessage) => void>>();
 
   constructor(private readonly o: ConsumerThreadOptions<D>) {}
@@ -54,13 +62,20 @@ export class ConsumerThread<D extends object> {
   async start(): Promise<void> {
     const { bus, consumer, log } = this.o;
     this.position = Math.max(await bus.committed(consumer), bus.startOffset());
-    const channel = new MessageChannel();
-    serveBus(bus, channel.port1, {
-      onCommit: (name, next) => {
-        if (name === consumer) this.position = next;
-      },
-    });
-    const worker = new Worker(this.o.workerUrl, { workerData: { ...this.o.data, busPort: channel.port2 }, transferList: [channel.port2] });
+    let worker: Worker;
+    if (this.o.nats) {
+      worker = new Worker(this.o.workerUrl, { workerData: { ...this.o.data, natsBus: { ...this.o.nats, consumer } } });
+      this.positionPoll = setInterval(() => void this.refreshPosition().catch(() => undefined), NATS_POSITION_POLL_MS);
+      this.positionPoll.unref();
+    } else {
+      const channel = new MessageChannel();
+      serveBus(bus, channel.port1, {
+        onCommit: (name, next) => {
+          if (name === consumer) this.position = next;
+        },
+      });
+      worker = new Worker(this.o.workerUrl, { workerData: { ...this.o.data, busPort: channel.port2 }, transferList: [channel.port2] });
+    }
     this.worker = worker;
     worker.on('message', (m: ConsumerWorkerMessage) => {
       if (m.type === 'fatal') log.fatal({ error: m.message }, `${consumer} failed`);
@@ -70,6 +85,10 @@ export class ConsumerThread<D extends object> {
     worker.on('error', (err) => log.fatal({ err }, `${consumer} thread crashed`));
     const first = await this.next('ready', 'fatal');
     if (first.type === 'fatal') throw new Error(`${consumer} did not start: ${first.message}`);
+  }
+
+  private async refreshPosition(): Promise<void> {
+    this.position = Math.max(this.position, await this.o.bus.committed(this.o.consumer));
   }
 
   private next(...types: ConsumerWorkerMessage['type'][]): Promise<ConsumerWorkerMessage> {
@@ -92,7 +111,8 @@ export class ConsumerThread<D extends object> {
     const deadline = Date.now() + timeoutMs;
     while (this.position < offset) {
       if (Date.now() > deadline) throw new Error(`${this.o.consumer} did not reach offset ${offset} (at ${this.position})`);
-      await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, this.o.nats ? 50 : 10));
+      if (this.o.nats) await this.refreshPosition();
     }
   }
 
@@ -107,6 +127,8 @@ export class ConsumerThread<D extends object> {
 
   /** Asks the worker to finish its work (flush, snapshot), then ends the thread. */
   async stop(): Promise<void> {
+    if (this.positionPoll) clearInterval(this.positionPoll);
+    this.positionPoll = null;
     if (!this.worker) return;
     const stopped = this.next('stopped');
     this.worker.postMessage({ type: 'stop' });

@@ -1,9 +1,9 @@
 // Worker-thread entry of the detector: consumes the log (through the main thread), scores events with the engine and
 // the hot-reloaded rules, stores anomalies and snapshots in the state store. Runs at DETECTOR_NICE (normal by default:
 // detection latency matters); during an ingest burst it defers (bounded) rather than slowing acknowledgements.
-import { BroadcastChannel, parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { BroadcastChannel, parentPort, workerData } from 'node:worker_threads';
 import { Histogram, Counter, Gauge, Registry } from 'prom-client';
-import { RemoteBus } from '../bus/bus-port.js';
+import { openWorkerBus, type WorkerBusData } from '../bus/open-bus.js';
 import { PressureGauge, type DeferPolicy } from '../bus/ingest-pressure.js';
 import { lowerThisThread, type ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
@@ -29,7 +29,7 @@ export interface DetectorWorkerData {
 }
 
 async function main(): Promise<void> {
-  const d = workerData as DetectorWorkerData & { busPort: MessagePort };
+  const d = workerData as DetectorWorkerData & WorkerBusData;
   const port = parentPort!;
   lowerThisThread(d.nice);
   const log = createLogger(d.logLevel, 'causality-detector');
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     },
   });
   const consumer = new DetectorConsumer({
-    bus: await RemoteBus.connect(d.busPort),
+    bus: await openWorkerBus(d),
     engine,
     // Webhook deliveries are written in the anomaly's own transaction.
     anomalies: state.anomaliesWithOutbox((r) => {

@@ -1,6 +1,7 @@
 // The ingest pipeline, top to bottom: edge (auth, rate limit, signature, bots, IP hash: edge.ts) → check every event
 // (check-body.ts, in a worker for large bodies) → dedupe → append the request durably → answer per event.
 // Stored events are built by consumers from the appended record (src/event/ingest-record.ts), off the request path.
+import { createHash } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import type { IngestPressure } from '../bus/ingest-pressure.js';
 import type { FieldError, RequestFacts } from '../event/envelope.js';
@@ -70,7 +71,7 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
       if (accepted > 0) {
         const header = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent, ids, ...(apps ? { apps } : {}) };
         try {
-          await bus.appendDurably([encodeIngestRecord(header, rawBody)]);
+          await bus.appendDurably([encodeIngestRecord(header, rawBody)], { ids: [recordMessageId(header.keyAppId, apps, ids)] });
         } catch (err) {
           throw unavailable((err as Error).message);
         }
@@ -99,6 +100,14 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
 }
 
 /** Rebuilds the dedupe memory from the newest records of the log (ids acked before a restart stay idempotent). */
+/**
+ * The record's message id on the bus: a digest of the events it appends. A client retry that reached another
+ * ingest process is stored once by a bus that deduplicates (JetStream's duplicate window); the embedded log ignores it.
+ */
+function recordMessageId(keyAppId: string | null, apps: ReadonlyArray<string | null> | undefined, ids: ReadonlyArray<string | null>): string {
+  return createHash('sha256').update(JSON.stringify([keyAppId, apps ?? null, ids])).digest('base64url');
+}
+
 export async function warmDedupe(bus: Bus, dedupe: EventIdDedupe, windowEvents: number): Promise<number> {
   // Walk back from the end until the window is covered; records hold many events, so count events, not records.
   const chunk = 2_000;

@@ -3,8 +3,8 @@
 import { existsSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { RemoteBus } from '../bus/bus-port.js';
+import { parentPort, workerData } from 'node:worker_threads';
+import { openWorkerBus, type WorkerBusData } from '../bus/open-bus.js';
 import { PressureGauge, type DeferPolicy } from '../bus/ingest-pressure.js';
 import { lowerThisThread, type ConsumerWorkerMessage } from '../bus/consumer-thread.js';
 import { createLogger } from '../obs/logger.js';
@@ -28,12 +28,12 @@ export interface SinkWorkerData {
 type SinkWorkerMessage = ConsumerWorkerMessage;
 
 async function main(): Promise<void> {
-  const d = workerData as SinkWorkerData & { busPort: MessagePort };
+  const d = workerData as SinkWorkerData & WorkerBusData;
   const port = parentPort!;
   lowerThisThread(d.nice); // DuckDB's threads, started below, inherit it
   const log = createLogger(d.logLevel, 'causality-sink');
   const metrics = createMetrics({ processMetrics: false });
-  const bus = await RemoteBus.connect(d.busPort);
+  const bus = await openWorkerBus(d);
   // Linux's /dev/shm keeps the transient JSON lines in memory: no disk writes beside the log's fsyncs.
   const scratchDir = existsSync('/dev/shm') ? join('/dev/shm', `causality-sink-${process.pid}`) : undefined;
   if (scratchDir) await removeScratchOfDeadProcesses();
