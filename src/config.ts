@@ -15,8 +15,15 @@ export interface AppConfig {
   hmacSecret?: string;
 }
 
+/** What a process does (`causality serve --role …`); `causality up` runs them all. */
+export const ROLES = ['ingest', 'sink', 'detect', 'react', 'query'] as const;
+export type Role = (typeof ROLES)[number];
+
 export interface Config {
   dataDir: string;
+  roles: Role[];
+  /** The bus partition this process's detector owns (null: every partition). */
+  detectorPartition: number | null;
   configPath: string;
   host: string;
   port: number;
@@ -76,6 +83,8 @@ export interface Config {
 export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string, doc: string]> = [
   ['CAUSALITY_DATA_DIR', 'dataDir', './data', 'where the log, warehouse and state live (`--data-dir`)'],
   ['CAUSALITY_CONFIG', '-', '<dataDir>/config.yaml', 'config file (`--config`); created with dev keys on first run when no keys are configured'],
+  ['CAUSALITY_ROLE', 'roles', 'all', 'roles of this process (`--role`): comma list of `ingest`, `sink`, `detect`, `react`, `query` (docs/deploy.md)'],
+  ['DETECTOR_PARTITION', 'detectorPartition', '(all)', 'the bus partition this process\'s detector owns (`--partition`), from 0 to BUS_PARTITIONS − 1'],
   ['HOST', 'host', '0.0.0.0', 'listen address'],
   ['PORT', 'port', '8080', 'listen port (`--port`)'],
   ['CAUSALITY_APP_KEYS', 'apps', '-', '`appA:keyA,appB:keyB`; a key writes and reads its own app only'],
@@ -133,6 +142,14 @@ export const CONFIG_DOCS: ReadonlyArray<[env: string, file: string, def: string,
   ['S3_SECRET_ACCESS_KEY', 's3.secretAccessKey', '(SDK default chain)', 'secret key'],
   ['S3_CACHE_BYTES', 's3CacheBytes', '4294967296', 'local read-through cache of warehouse objects for DuckDB (least recently used evicted)'],
 ];
+
+/** `all`, or a comma list of roles (an unknown one is an error, not ignored). */
+export function parseRoles(v: string | readonly string[]): Role[] {
+  const names = (typeof v === 'string' ? v.split(',') : [...v]).map((r) => r.trim()).filter(Boolean);
+  if (names.length === 0 || names.includes('all')) return [...ROLES];
+  for (const r of names) if (!(ROLES as readonly string[]).includes(r)) throw new Error(`unknown role "${r}" (roles: ${ROLES.join(', ')}, or all)`);
+  return [...new Set(names)] as Role[];
+}
 
 /** Parses `500ms`, `1s`, `30s`, `5m`, `1h` or a bare number of milliseconds. */
 export function parseDuration(v: string | number): number {
@@ -203,6 +220,8 @@ const fileSchema = z
     bus: z.string(),
     busStream: z.string().regex(/^[A-Za-z0-9_-]+$/),
     busPartitions: z.number().int().min(1).max(64),
+    roles: z.union([z.string(), z.array(z.enum(ROLES))]),
+    detectorPartition: z.number().int().min(0),
     databaseUrl: z.string(),
     s3: z.object({
       endpoint: z.string().optional(),
@@ -218,6 +237,8 @@ const fileSchema = z
 
 export interface ConfigOverrides {
   dataDir?: string;
+  roles?: string;
+  detectorPartition?: number;
   configPath?: string;
   port?: number;
   host?: string;
@@ -365,6 +386,8 @@ export function loadConfig(
     busUrl: env.CAUSALITY_BUS || file.bus || null,
     busStream: env.CAUSALITY_BUS_STREAM || file.busStream || 'CAUSALITY_EVENTS',
     busPartitions: int(env.BUS_PARTITIONS, file.busPartitions, 1),
+    roles: parseRoles(overrides.roles ?? env.CAUSALITY_ROLE ?? file.roles ?? 'all'),
+    detectorPartition: overrides.detectorPartition ?? (env.DETECTOR_PARTITION ? int(env.DETECTOR_PARTITION, undefined, 0) : file.detectorPartition ?? null),
     databaseUrl: env.DATABASE_URL || file.databaseUrl || null,
     s3: (() => {
       const bucket = env.S3_BUCKET || file.s3?.bucket;

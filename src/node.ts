@@ -8,7 +8,7 @@ import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { AggregatorRegistry } from 'prom-client';
-import type { Config } from './config.js';
+import type { Config, Role } from './config.js';
 import type { Bus } from './bus/bus.js';
 import { SegmentedLog } from './bus/segmented-log.js';
 import { natsBusSpec, openBus } from './bus/open-bus.js';
@@ -33,7 +33,7 @@ import { ConsumerThread } from './bus/consumer-thread.js';
 import { IngestPressure } from './bus/ingest-pressure.js';
 import { SINK_CONSUMER } from './warehouse/sink.js';
 import { anomalyTable, type AnomalyStore } from './detect/anomaly-store.js';
-import { DETECTOR_CONSUMER } from './detect/detector-consumer.js';
+import { detectorConsumerName } from './detect/detector-consumer.js';
 import type { DetectorWorkerData } from './detect/detector-worker.js';
 import { registerDetectRoutes } from './detect/routes.js';
 import { startReactions, type Reactions } from './react/reactions.js';
@@ -45,7 +45,12 @@ import { openStateStores } from './state/stores.js';
 import type { SinkWorkerData } from './warehouse/sink-worker.js';
 import { Warehouse } from './warehouse/warehouse.js';
 
+/**
+ * A running process. Parts of roles this process does not run throw when asked for (`causality serve --role`); a
+ * process from `causality up` has them all.
+ */
 export interface RunningNode {
+  roles: ReadonlySet<Role>;
   app: FastifyInstance;
   url: string;
   /** The embedded log, or a JetStream stream when CAUSALITY_BUS is set. */
@@ -110,6 +115,11 @@ export function installBodyDecoding(app: FastifyInstance): void {
 export async function startNode(config: Config, opts: { log?: Logger; listen?: boolean } = {}): Promise<RunningNode> {
   const log = opts.log ?? createLogger(config.logLevel);
   const metrics = createMetrics();
+  const roles: ReadonlySet<Role> = new Set(config.roles);
+  const has = (r: Role) => roles.has(r);
+  if (config.detectorPartition !== null && config.detectorPartition >= config.busPartitions) {
+    throw new Error(`DETECTOR_PARTITION ${config.detectorPartition} is outside 0..${config.busPartitions - 1} (BUS_PARTITIONS=${config.busPartitions})`);
+  }
   const bus = await openBus(config, {
     onFsync: (seconds, records) => {
       metrics.fsyncSeconds.observe(seconds);
@@ -120,67 +130,103 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const nats = natsBusSpec(config);
   if (bus instanceof SegmentedLog && bus.recoveredTruncatedBytes > 0) log.warn({ bytes: bus.recoveredTruncatedBytes }, 'log recovery: truncated a torn tail (never acknowledged)');
 
-  const dedupe = new EventIdDedupe(config.dedupeWindowEvents);
-  const warmed = await warmDedupe(bus, dedupe, config.dedupeWindowEvents);
+  // Ingest remembers the ids it appended (rebuilt from the bus), so retries are answered `duplicate`.
+  const dedupe = has('ingest') ? new EventIdDedupe(config.dedupeWindowEvents) : null;
+  const warmed = dedupe ? await warmDedupe(bus, dedupe, config.dedupeWindowEvents) : 0;
 
   const stagingDir = join(config.dataDir, 'staging');
   const filesSettings = { dataDir: config.dataDir, s3: config.s3, s3CacheBytes: config.s3CacheBytes };
-  const files = await openWarehouseFiles(filesSettings, metrics.registry);
+  const files = has('sink') || has('query') ? await openWarehouseFiles(filesSettings, has('query') ? metrics.registry : undefined) : null;
   // Above a burst rate the background consumers defer (bounded), so acknowledgements keep the machine.
   const pressure = new IngestPressure();
   const deferral = { buffer: pressure.buffer, policy: { aboveEventsPerSecond: config.deferAboveEventsPerSecond, maxDeferMs: config.maxDeferMs } };
-  const sink = new ConsumerThread<SinkWorkerData>({
-    consumer: SINK_CONSUMER,
-    workerUrl: new URL('./warehouse/sink-worker.js', import.meta.url),
-    bus,
-    nats,
-    log,
-    data: {
-      files: filesSettings,
-      stagingDir: join(stagingDir, 'sink'),
-      batchMaxEvents: config.batchMaxEvents,
-      flushIntervalMs: config.batchFlushIntervalMs,
-      logLevel: config.logLevel,
-      nice: config.backgroundNice,
-      deferral,
-    },
-  });
-  await sink.start();
-
-  // Detection: the detector consumes the log in its own thread; the API reads its anomalies from the state store
-  // (<dataDir>/state.db, or PostgreSQL with DATABASE_URL).
-  const statePath = join(config.dataDir, 'state.db');
-  const state = await openStateStores({
-    databaseUrl: config.databaseUrl,
-    statePath,
-    groupWindowMs: config.webhookGroupWindowMs,
-    onIdleError: (err) => log.warn({ err }, 'state store: a connection failed while idle'),
-  });
-  const anomalies = state.anomalies;
-  // Reactions: outbox tables and config endpoints ready before the detector writes deliveries; dispatcher started.
-  const reactions = await startReactions({ config, statePath, state, registry: metrics.registry, log });
-  seedRulesDir(config.rulesDir);
-  const detector = config.detectorEnabled
-    ? new ConsumerThread<DetectorWorkerData>({
-        consumer: DETECTOR_CONSUMER,
-        workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
+  const sink = has('sink')
+    ? new ConsumerThread<SinkWorkerData>({
+        consumer: SINK_CONSUMER,
+        workerUrl: new URL('./warehouse/sink-worker.js', import.meta.url),
         bus,
         nats,
         log,
-        data: { statePath, databaseUrl: config.databaseUrl, rulesDir: config.rulesDir, logLevel: config.logLevel, nice: config.detectorNice, snapshotEveryMs: config.detectorSnapshotMs, deferral, warmFrom: config.detectorWarmFrom },
+        data: {
+          files: filesSettings,
+          stagingDir: join(stagingDir, 'sink'),
+          batchMaxEvents: config.batchMaxEvents,
+          flushIntervalMs: config.batchFlushIntervalMs,
+          logLevel: config.logLevel,
+          nice: config.backgroundNice,
+          deferral,
+        },
       })
     : null;
+  await sink?.start();
+  // Without a sink here, the sink's position (which files are committed) is read from the bus.
+  let remoteSinkPosition = 0;
+  const readSinkPosition = async () => {
+    remoteSinkPosition = Math.max(remoteSinkPosition, await bus.committed(SINK_CONSUMER));
+  };
+  const sinkPosition = () => sink?.committedOffset ?? remoteSinkPosition;
+  let sinkPoll: NodeJS.Timeout | null = null;
+  if (!sink && has('query')) {
+    await readSinkPosition();
+    sinkPoll = setInterval(() => void readSinkPosition().catch((err) => log.warn({ err }, 'could not read the sink position')), 1_000);
+    sinkPoll.unref();
+  }
+
+  // State: anomalies, snapshots, webhooks and their outbox, metric-crash state (<dataDir>/state.db, or PostgreSQL
+  // with DATABASE_URL). The detector's thread opens its own connection.
+  const statePath = join(config.dataDir, 'state.db');
+  const state =
+    has('detect') || has('react') || has('query')
+      ? await openStateStores({
+          databaseUrl: config.databaseUrl,
+          statePath,
+          groupWindowMs: config.webhookGroupWindowMs,
+          onIdleError: (err) => log.warn({ err }, 'state store: a connection failed while idle'),
+        })
+      : null;
+  // Reactions: outbox tables and config endpoints ready before the detector writes deliveries; the dispatcher runs in
+  // the react role only, the webhooks API in the query role.
+  const reactions =
+    state && (has('react') || has('query') || has('detect'))
+      ? await startReactions({ config: has('react') ? config : { ...config, dispatcherWorkers: 0 }, statePath, state, registry: metrics.registry, log })
+      : null;
+  if (has('detect') || has('query')) seedRulesDir(config.rulesDir);
+  const detectorName = detectorConsumerName(config.detectorPartition);
+  const detector =
+    has('detect') && config.detectorEnabled
+      ? new ConsumerThread<DetectorWorkerData>({
+          consumer: detectorName,
+          workerUrl: new URL('./detect/detector-worker.js', import.meta.url),
+          bus,
+          nats: nats && config.detectorPartition !== null ? { ...nats, partition: config.detectorPartition } : nats,
+          log,
+          data: {
+            consumer: detectorName,
+            statePath,
+            databaseUrl: config.databaseUrl,
+            rulesDir: config.rulesDir,
+            logLevel: config.logLevel,
+            nice: config.detectorNice,
+            snapshotEveryMs: config.detectorSnapshotMs,
+            deferral,
+            warmFrom: config.detectorWarmFrom,
+          },
+        })
+      : null;
   await detector?.start();
   // The query engine (and compaction) share one DuckDB on this thread; the sink has its own in its worker.
-  const engine = await DuckEngine.create({ allowedDirectories: [files.readableRoot, stagingDir] });
-  const warehouse = new Warehouse(engine, files, () => sink.committedOffset, join(stagingDir, 'compact'), metrics, log);
-  const queries = new QueryService(engine, warehouse, metrics);
-  queries.addSideTable('anomalies', anomalyTable(anomalies));
+  const engine = files ? await DuckEngine.create({ allowedDirectories: [files.readableRoot, stagingDir] }) : null;
+  const warehouse = engine && files ? new Warehouse(engine, files, sinkPosition, join(stagingDir, 'compact'), metrics, log) : null;
+  const queries = warehouse && engine && has('query') ? new QueryService(engine, warehouse, metrics) : null;
+  if (queries && state) queries.addSideTable('anomalies', anomalyTable(state.anomalies));
 
-  const compactTimer = setInterval(() => {
-    warehouse.compact(config.compactMinFiles).catch((err) => log.error({ err }, 'compaction failed'));
-  }, 10_000);
-  compactTimer.unref();
+  // One compactor: the process that runs the sink.
+  const compactTimer = sink
+    ? setInterval(() => {
+        warehouse?.compact(config.compactMinFiles).catch((err) => log.error({ err }, 'compaction failed'));
+      }, 10_000)
+    : null;
+  compactTimer?.unref();
 
   const app = Fastify({
     bodyLimit: config.maxBodyBytes,
@@ -229,39 +275,46 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   });
 
   const authenticate = createAuthenticator(config);
-  const ingestEvents = createIngestPipeline({ bus, dedupe, metrics, pressure });
   // One check worker: on 2 cores it pairs with the event loop; more would only compete with it.
-  const checkPool = new CheckPool(1);
-  await app.register(async (ingest) => {
-    installJsonParser(ingest, false);
-    installProtobufParser(ingest);
-    registerIngestRoutes(ingest, { config, metrics, ingestEvents, authenticate, checkPool });
-  });
-  registerQueryRoutes(app, { config, queries, authenticate });
-  registerDetectRoutes(app, { anomalies, rulesDir: config.rulesDir, authenticate });
-  reactions.registerRoutes(app, authenticate);
-  // Metric crashes: series (pushed, or SQL over the warehouse on a schedule), changes, incidents, impact.
-  const runSql = async (sql: string, appId?: string) =>
-    queries.run(sql, { appId: appId ?? null, rowLimit: config.queryRowLimit, timeoutMs: config.queryTimeoutMs, endpoint: 'series' });
-  const causalStore = state.causal;
-  const causal = new CausalService({ store: causalStore, log, risk: config.risk, llm: config.riskLlm });
-  registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal, webhookSecrets: config.changeWebhookSecrets });
-  const seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
-  seriesScheduler.start();
-  registerTrackerRoutes(app);
+  const checkPool = dedupe ? new CheckPool(1) : null;
+  if (dedupe && checkPool) {
+    const ingestEvents = createIngestPipeline({ bus, dedupe, metrics, pressure });
+    await app.register(async (ingest) => {
+      installJsonParser(ingest, false);
+      installProtobufParser(ingest);
+      registerIngestRoutes(ingest, { config, metrics, ingestEvents, authenticate, checkPool });
+    });
+    registerTrackerRoutes(app);
+  }
+  let seriesScheduler: SeriesScheduler | null = null;
+  if (queries && state && reactions) {
+    registerQueryRoutes(app, { config, queries, authenticate });
+    registerDetectRoutes(app, { anomalies: state.anomalies, rulesDir: config.rulesDir, authenticate });
+    reactions.registerRoutes(app, authenticate);
+    // Metric crashes: series (pushed, or SQL over the warehouse on a schedule), changes, incidents, impact.
+    const runSql = async (sql: string, appId?: string) =>
+      queries.run(sql, { appId: appId ?? null, rowLimit: config.queryRowLimit, timeoutMs: config.queryTimeoutMs, endpoint: 'series' });
+    const causalStore = state.causal;
+    const causal = new CausalService({ store: causalStore, log, risk: config.risk, llm: config.riskLlm });
+    registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal, webhookSecrets: config.changeWebhookSecrets });
+    seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
+    seriesScheduler.start();
+  }
 
   app.get('/healthz', async () => ({
     status: 'ok',
+    roles: [...roles],
     bus: { kind: nats ? 'nats' : 'embedded', endOffset: bus.endOffset(), startOffset: bus.startOffset() },
-    sink: { committedOffset: sink.committedOffset, lag: bus.endOffset() - sink.committedOffset },
-    detector: detector ? { committedOffset: detector.committedOffset, lag: bus.endOffset() - detector.committedOffset } : null,
+    sink: sink || queries ? { committedOffset: sinkPosition(), lag: Math.max(0, bus.endOffset() - sinkPosition()) } : null,
+    detector: detector ? { consumer: detectorName, committedOffset: detector.committedOffset, lag: Math.max(0, bus.endOffset() - detector.committedOffset) } : null,
   }));
   app.get('/metrics', async (_req, reply) => {
     metrics.busEndOffset.set(bus.endOffset());
-    metrics.consumerLag.set({ consumer: SINK_CONSUMER }, bus.endOffset() - sink.committedOffset);
-    if (detector) metrics.consumerLag.set({ consumer: DETECTOR_CONSUMER }, bus.endOffset() - detector.committedOffset);
+    if (sink || queries) metrics.consumerLag.set({ consumer: SINK_CONSUMER }, Math.max(0, bus.endOffset() - sinkPosition()));
+    if (detector) metrics.consumerLag.set({ consumer: detectorName }, Math.max(0, bus.endOffset() - detector.committedOffset));
     reply.header('content-type', metrics.registry.contentType);
-    const merged = AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), await sink.metricsJson(), ...(detector ? [await detector.metricsJson()] : [])]);
+    const workers = [...(sink ? [await sink.metricsJson()] : []), ...(detector ? [await detector.metricsJson()] : [])];
+    const merged = AggregatorRegistry.aggregate([await metrics.registry.getMetricsAsJSON(), ...workers]);
     return merged.metrics();
   });
   app.get('/', async () => ({ name: 'causality', docs: 'see README.md', health: '/healthz', metrics: '/metrics', openapi: '/openapi.json', proto: '/proto/events.proto' }));
@@ -269,47 +322,63 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   app.get('/proto/events.proto', async (_req, reply) => reply.type('text/plain; charset=utf-8').send(protoText));
   await registerOpenApi(app, VERSION);
 
-  await checkPool.ready;
+  await checkPool?.ready;
 
   let url = '';
   if (opts.listen !== false) {
     url = await app.listen({ host: config.host, port: config.port });
   }
-  log.info({ url, dataDir: config.dataDir, endOffset: bus.endOffset(), dedupeWarmed: warmed }, 'causality is up');
+  log.info({ url, roles: [...roles], dataDir: config.dataDir, endOffset: bus.endOffset(), dedupeWarmed: warmed }, 'causality is up');
 
   let closed = false;
+  const present = <T>(part: T | null, role: Role): T => {
+    if (part === null) throw new Error(`this process does not run the ${role} role (roles: ${[...roles].join(', ')})`);
+    return part;
+  };
   return {
+    roles,
     app,
     url,
     bus,
-    sink,
-    warehouse,
-    queries,
+    get sink() {
+      return present(sink, 'sink');
+    },
+    get warehouse() {
+      return present(warehouse, has('sink') ? 'sink' : 'query');
+    },
+    get queries() {
+      return present(queries, 'query');
+    },
     metrics,
     log,
     routes,
     detector,
-    anomalies,
-    reactions,
+    get anomalies() {
+      return present(state, 'query').anomalies;
+    },
+    get reactions() {
+      return present(reactions, 'react');
+    },
     async flush() {
-      await sink.drainTo(bus.endOffset());
+      await present(sink, 'sink').drainTo(bus.endOffset());
     },
     async close() {
       if (closed) return;
       closed = true;
-      clearInterval(compactTimer);
-      await seriesScheduler.stop();
+      if (compactTimer) clearInterval(compactTimer);
+      if (sinkPoll) clearInterval(sinkPoll);
+      await seriesScheduler?.stop();
       pressure.close();
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
-      await checkPool.close();
-      await sink.stop(); // flushes what is on the bus to Parquet
+      await checkPool?.close();
+      await sink?.stop(); // flushes what is on the bus to Parquet
       await detector?.stop(); // snapshots its models
       await bus.close();
-      await reactions.stop(); // in-flight webhook claims are given back
-      await state.close();
-      queries.close();
-      engine.close();
-      files.close();
+      await reactions?.stop(); // in-flight webhook claims are given back
+      await state?.close();
+      queries?.close();
+      engine?.close();
+      files?.close();
       log.info('causality stopped');
     },
   };

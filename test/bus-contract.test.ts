@@ -6,7 +6,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Bus, BusRecord } from '../src/bus/bus.js';
-import { JetStreamBus, partitionOf } from '../src/bus/jetstream-bus.js';
+import { JetStreamBus } from '../src/bus/jetstream-bus.js';
+import { partitionOf } from '../src/bus/partition.js';
 import { SegmentedLog } from '../src/bus/segmented-log.js';
 
 const NATS_SERVERS = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';

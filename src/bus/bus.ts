@@ -11,6 +11,8 @@ export interface BusRecord {
 export interface AppendOptions {
   keys?: ReadonlyArray<string | undefined>;
   ids?: ReadonlyArray<string | undefined>;
+  /** The partition itself, when the caller computed it (ingest: from each event's entity); wins over `keys`. */
+  partitions?: ReadonlyArray<number | undefined>;
 }
 
 export interface Bus {

@@ -39,7 +39,7 @@ export interface ConsumerThreadOptions<D> {
   data: D;
   bus: Bus;
   /** The bus is this JetStream stream: the worker opens its own connection, bound to `consumer`. */
-  nats?: NatsBusSpec | null;
+  nats?: (NatsBusSpec & { partition?: number }) | null;
   log: Logger;
 }
 

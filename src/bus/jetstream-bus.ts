@@ -23,6 +23,7 @@ import {
   type PubAck,
 } from '@nats-io/jetstream';
 import type { AppendOptions, Bus, BusRecord } from './bus.js';
+import { partitionOf } from './partition.js';
 
 export interface JetStreamBusOptions {
   /** NATS server URLs (`nats://host:4222`). */
@@ -287,16 +288,6 @@ function lowerBound(records: BusRecord[], offset: number): number {
   return lo;
 }
 
-/** FNV-1a 32-bit: a stable partition for an entity key, the same in every process. */
-export function partitionOf(key: string, partitions: number): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) {
-    h ^= key.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return (h >>> 0) % partitions;
-}
-
 /** Sequence of the last message acked: a consumer recreated at sequence s reports 0 until its first ack, but everything below s is done. */
 function ackFloor(info: ConsumerInfo): number {
   const start = info.config.deliver_policy === DeliverPolicy.StartSequence ? (info.config.opt_start_seq ?? 1) - 1 : 0;
@@ -400,7 +391,8 @@ export class JetStreamBus implements Bus {
   }
 
   /** The subject a record with this entity key goes to (no key: partition 0). */
-  subjectFor(key: string | undefined): string {
+  subjectFor(key: string | undefined, partition?: number): string {
+    if (partition !== undefined) return `${this.subjectPrefix}.${partition % this.partitions}`;
     return `${this.subjectPrefix}.${key === undefined ? 0 : partitionOf(key, this.partitions)}`;
   }
 
@@ -488,7 +480,7 @@ export class JetStreamBus implements Bus {
   appendDurably(payloads: Buffer[], opts: AppendOptions = {}): Promise<number> {
     if (this.closing) return Promise.reject(new Error('bus is closed'));
     if (payloads.length === 0) return Promise.resolve(this.knownEnd);
-    const acks = Promise.all(payloads.map((p, i) => this.publishRecord(p, this.subjectFor(opts.keys?.[i]), opts.ids?.[i])));
+    const acks = Promise.all(payloads.map((p, i) => this.publishRecord(p, this.subjectFor(opts.keys?.[i], opts.partitions?.[i]), opts.ids?.[i])));
     this.inFlight.add(acks);
     return acks.then(
       (first) => {

@@ -17,13 +17,13 @@ export interface NatsBusSpec {
 }
 
 /** The JetStream location configured by CAUSALITY_BUS / CAUSALITY_BUS_STREAM; null for the embedded log. */
-export function natsBusSpec(config: Pick<Config, 'busUrl' | 'busStream'>): NatsBusSpec | null {
+export function natsBusSpec(config: Pick<Config, 'busUrl' | 'busStream' | 'busPartitions'>): NatsBusSpec | null {
   if (!config.busUrl) return null;
   const servers = config.busUrl.split(',').map((s) => s.trim()).filter(Boolean);
-  return { servers, stream: config.busStream };
+  return { servers, stream: config.busStream, partitions: config.busPartitions };
 }
 
-export type BusConfig = Pick<Config, 'busUrl' | 'busStream' | 'dataDir' | 'segmentBytes' | 'retentionHours' | 'retentionBytes'>;
+export type BusConfig = Pick<Config, 'busUrl' | 'busStream' | 'busPartitions' | 'dataDir' | 'segmentBytes' | 'retentionHours' | 'retentionBytes'>;
 
 /** The process's bus (unbound: appends, and reads for dedupe warm-up and tools). */
 export async function openBus(config: BusConfig, hooks: { onFsync?: (seconds: number, records: number) => void } = {}): Promise<Bus> {
@@ -43,14 +43,14 @@ export interface WorkerBusData {
   /** The owner thread's embedded log, through a MessagePort. */
   busPort?: MessagePort;
   /** A JetStream stream: the worker connects itself, bound to `consumer`. */
-  natsBus?: NatsBusSpec & { consumer: string };
+  natsBus?: NatsBusSpec & { consumer: string; /** Only this partition's records (a detector owning it). */ partition?: number };
 }
 
 /** Inside a consumer worker: its bus. */
 export async function openWorkerBus(data: WorkerBusData): Promise<Bus> {
   if (data.natsBus) {
-    const { consumer, ...spec } = data.natsBus;
-    return JetStreamBus.open({ ...spec, consumer: { name: consumer } });
+    const { consumer, partition, ...spec } = data.natsBus;
+    return JetStreamBus.open({ ...spec, consumer: { name: consumer, ...(partition === undefined ? {} : { partition }) } });
   }
   if (!data.busPort) throw new Error('worker data has neither busPort nor natsBus');
   return RemoteBus.connect(data.busPort);

@@ -18,35 +18,64 @@ const clientOptions = (cmd: Command) =>
     .option('--key <key>', 'API key (env CAUSALITY_KEY; default: the local dev config admin key)')
     .option('--data-dir <dir>', 'data directory holding the dev config');
 
-program
-  .command('up')
-  .description('run every role (ingest, durable log, warehouse sink, query) in one process on embedded storage')
-  .option('--data-dir <dir>', 'data directory (env CAUSALITY_DATA_DIR)', undefined)
-  .option('--config <file>', 'config file (env CAUSALITY_CONFIG)')
-  .addOption(new Option('--port <n>', 'listen port (env PORT)').argParser((v) => Number(v)))
-  .option('--host <host>', 'listen address (env HOST)')
-  .action(async (o: { dataDir?: string; config?: string; port?: number; host?: string }) => {
-    const { config, createdDevConfig } = loadConfig({ dataDir: o.dataDir, configPath: o.config, port: o.port, host: o.host });
-    if (createdDevConfig) {
-      const app = config.apps[0]!;
-      process.stdout.write(
-        `\nFirst run: wrote a dev config to ${config.configPath}\n` +
-          `  app "${app.appId}" key: ${app.key}\n  admin key:      ${config.adminKey}\n\n`,
-      );
-    }
-    const node = await startNode(config);
-    process.stdout.write(`Causality listening on ${node.url} (data in ${config.dataDir})\n`);
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      node.log.info({ signal }, 'shutting down: flushing to the warehouse');
-      await node.close();
-      process.exit(0);
-    };
-    process.on('SIGINT', () => void stop('SIGINT'));
-    process.on('SIGTERM', () => void stop('SIGTERM'));
+interface RunOptions {
+  dataDir?: string;
+  config?: string;
+  port?: number;
+  host?: string;
+  role?: string;
+  partition?: number;
+}
+
+/** Starts a node (every role, or the ones asked for) and stops it cleanly on SIGINT/SIGTERM. */
+async function runNode(o: RunOptions): Promise<void> {
+  const { config, createdDevConfig } = loadConfig({
+    dataDir: o.dataDir,
+    configPath: o.config,
+    port: o.port,
+    host: o.host,
+    ...(o.role ? { roles: o.role } : {}),
+    ...(o.partition !== undefined ? { detectorPartition: o.partition } : {}),
   });
+  if (createdDevConfig) {
+    const app = config.apps[0]!;
+    process.stdout.write(
+      `\nFirst run: wrote a dev config to ${config.configPath}\n` +
+        `  app "${app.appId}" key: ${app.key}\n  admin key:      ${config.adminKey}\n\n`,
+    );
+  }
+  const node = await startNode(config);
+  process.stdout.write(`Causality listening on ${node.url} (roles: ${[...node.roles].join(', ')}; data in ${config.dataDir})\n`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    node.log.info({ signal }, 'shutting down: flushing to the warehouse');
+    await node.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+const nodeOptions = (cmd: Command) =>
+  cmd
+    .option('--data-dir <dir>', 'data directory (env CAUSALITY_DATA_DIR)', undefined)
+    .option('--config <file>', 'config file (env CAUSALITY_CONFIG)')
+    .addOption(new Option('--port <n>', 'listen port (env PORT)').argParser((v) => Number(v)))
+    .option('--host <host>', 'listen address (env HOST)');
+
+nodeOptions(program.command('up').description('run every role (ingest, durable log, warehouse sink, detection, reactions, query) in one process')).action(
+  (o: RunOptions) => runNode({ ...o, role: 'all' }),
+);
+
+nodeOptions(
+  program
+    .command('serve')
+    .description('run some roles in this process, on the backends configured (CAUSALITY_BUS, DATABASE_URL, S3_*): see docs/deploy.md')
+    .option('--role <roles>', 'comma list of ingest, sink, detect, react, query, or all (env CAUSALITY_ROLE; default all)')
+    .addOption(new Option('--partition <n>', 'the bus partition this detector owns (env DETECTOR_PARTITION)').argParser((v) => Number(v))),
+).action((o: RunOptions) => runNode(o));
 
 clientOptions(
   program

@@ -11,6 +11,11 @@ import type { DetectionEngine } from './engine.js';
 
 export const DETECTOR_CONSUMER = 'detector';
 
+/** The consumer (and snapshot) name of the detector owning bus partition `partition` (null: the whole bus). */
+export function detectorConsumerName(partition: number | null): string {
+  return partition === null ? DETECTOR_CONSUMER : `${DETECTOR_CONSUMER}-p${partition}`;
+}
+
 export interface DetectorStats {
   position: number;
   events: number;
@@ -22,6 +27,8 @@ export interface DetectorStats {
 
 export interface DetectorConsumerOptions {
   bus: Bus;
+  /** Its bus consumer and snapshot name: `detector`, or `detector-p<N>` for the owner of bus partition N. */
+  consumer?: string;
   engine: DetectionEngine;
   anomalies: AnomalyStore;
   snapshots: SnapshotStore;
@@ -48,6 +55,10 @@ export class DetectorConsumer {
 
   constructor(private readonly o: DetectorConsumerOptions) {}
 
+  get name(): string {
+    return this.o.consumer ?? DETECTOR_CONSUMER;
+  }
+
   get committedPosition(): number {
     return this.position;
   }
@@ -55,13 +66,13 @@ export class DetectorConsumer {
   /** Restores the newest snapshot (or starts fresh from the committed offset) and starts consuming. */
   async start(): Promise<void> {
     const { bus, engine, snapshots, log } = this.o;
-    const snap = await snapshots.load(DETECTOR_CONSUMER);
+    const snap = await snapshots.load(this.name);
     if (snap) {
       engine.restore(snap.data);
       this.position = Number(snap.position ?? 0);
       log.info({ position: this.position, events: snap.events }, 'detector: restored its snapshot');
     } else {
-      this.position = await bus.committed(DETECTOR_CONSUMER);
+      this.position = await bus.committed(this.name);
     }
     this.position = Math.max(this.position, bus.startOffset());
     this.stats.position = this.position;
@@ -147,9 +158,9 @@ export class DetectorConsumer {
     this.lastSnapshot = this.now();
     // Serialised synchronously here (the state cannot move under it), compressed in the I/O pool while scoring goes on.
     const data = await engine.snapshotAsync();
-    await snapshots.save(DETECTOR_CONSUMER, data, String(position), this.stats.events);
+    await snapshots.save(this.name, data, String(position), this.stats.events);
     this.committing = this.committing
-      .then(() => bus.commit(DETECTOR_CONSUMER, position))
+      .then(() => bus.commit(this.name, position))
       .catch((err: unknown) => log.error({ err, position }, 'detector: committing its position failed (retried at the next snapshot)'));
     if (waitForCommit) await this.committing;
   }

@@ -10,12 +10,14 @@ import { createLogger } from '../obs/logger.js';
 import { openStateStores } from '../state/stores.js';
 import { OUTBOX_CHANNEL } from '../react/dispatcher.js';
 import type { EnqueueResult } from '../react/outbox-store.js';
-import { DETECTOR_CONSUMER, DetectorConsumer } from './detector-consumer.js';
+import { DetectorConsumer } from './detector-consumer.js';
 import { readAnyEventsFile } from './event-file.js';
 import { DetectionEngine } from './engine.js';
 import { watchRules } from './rules-loader.js';
 
 export interface DetectorWorkerData {
+  /** Bus consumer and snapshot name (detectorConsumerName). */
+  consumer: string;
   statePath: string;
   /** PostgreSQL state store instead of the SQLite file at `statePath`. */
   databaseUrl?: string | null;
@@ -69,7 +71,7 @@ async function main(): Promise<void> {
   const engine = new DetectionEngine();
   const snapshots = state.snapshots;
   // First start only (no snapshot yet): learn from known-good traffic before scoring live events.
-  if (d.warmFrom && !(await snapshots.load(DETECTOR_CONSUMER))) {
+  if (d.warmFrom && !(await snapshots.load(d.consumer))) {
     const started = Date.now();
     const { events, report } = await readAnyEventsFile(d.warmFrom);
     for (const ev of events) engine.learn(ev);
@@ -89,6 +91,7 @@ async function main(): Promise<void> {
   });
   const consumer = new DetectorConsumer({
     bus: await openWorkerBus(d),
+    consumer: d.consumer,
     engine,
     // Webhook deliveries are written in the anomaly's own transaction.
     anomalies: state.anomaliesWithOutbox((r) => {

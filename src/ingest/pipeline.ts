@@ -69,9 +69,20 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
       }
 
       if (accepted > 0) {
-        const header = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent, ids, ...(apps ? { apps } : {}) };
+        const base = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent, ...(apps ? { apps } : {}) };
+        // A partitioned bus gets one record per partition the request's entities fall in: the same body, each record
+        // appending only its partition's events (the others' ids are null), so one detector sees all of a device.
+        const byPartition = splitByPartition(checks, ids);
+        const payloads: Buffer[] = [];
+        const msgIds: string[] = [];
+        const partitions: Array<number | undefined> = [];
+        for (const [partition, partIds] of byPartition) {
+          payloads.push(encodeIngestRecord({ ...base, ids: partIds }, rawBody));
+          msgIds.push(recordMessageId(base.keyAppId, apps, partIds));
+          partitions.push(partition);
+        }
         try {
-          await bus.appendDurably([encodeIngestRecord(header, rawBody)], { ids: [recordMessageId(header.keyAppId, apps, ids)] });
+          await bus.appendDurably(payloads, { ids: msgIds, partitions });
         } catch (err) {
           throw unavailable((err as Error).message);
         }
@@ -99,7 +110,21 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
   };
 }
 
-/** Rebuilds the dedupe memory from the newest records of the log (ids acked before a restart stay idempotent). */
+/** The appended ids per partition (one entry, partition undefined, when the checks carry none). */
+function splitByPartition(checks: readonly EventCheck[], ids: ReadonlyArray<string | null>): Array<[number | undefined, Array<string | null>]> {
+  let parts: Map<number, Array<string | null>> | null = null;
+  for (let i = 0; i < checks.length; i++) {
+    const c = checks[i]!;
+    if (ids[i] === null || !('partition' in c) || c.partition === undefined) continue;
+    parts ??= new Map();
+    let p = parts.get(c.partition);
+    if (!p) parts.set(c.partition, (p = new Array<string | null>(ids.length).fill(null)));
+    p[i] = ids[i]!;
+  }
+  if (!parts || parts.size === 0) return [[undefined, ids as Array<string | null>]];
+  return [...parts];
+}
+
 /**
  * The record's message id on the bus: a digest of the events it appends. A client retry that reached another
  * ingest process is stored once by a bus that deduplicates (JetStream's duplicate window); the embedded log ignores it.
@@ -108,6 +133,7 @@ function recordMessageId(keyAppId: string | null, apps: ReadonlyArray<string | n
   return createHash('sha256').update(JSON.stringify([keyAppId, apps ?? null, ids])).digest('base64url');
 }
 
+/** Rebuilds the dedupe memory from the newest records of the log (ids acked before a restart stay idempotent). */
 export async function warmDedupe(bus: Bus, dedupe: EventIdDedupe, windowEvents: number): Promise<number> {
   // Walk back from the end until the window is covered; records hold many events, so count events, not records.
   const chunk = 2_000;
