@@ -100,9 +100,13 @@ export function injectedEffect(plan: MetricPlan, timestamps: readonly number[]):
 
 // ---- the traffic story ----------------------------------------------------------------------------------------------
 
-/** Events a simulated user makes per second at activity 1 (as in generate/live.ts), and the most at once. */
+/** Events a simulated user makes per second at activity 1 (as in generate/live.ts). */
 const BASE_USER_RATE = (2.5 * 35) / 86_400;
-const MAX_USER_RATE = 0.1;
+/**
+ * Events per second per user the demo aims at: many users each a few dozen sessions a day. Fewer, busier users (as
+ * `load --random` sizes them) would order several times in twenty minutes and look like payment fraud.
+ */
+const DEMO_USER_RATE = 0.015;
 
 /** Activity (relative to the daily mean) of the simulated population at `t`, from the world's diurnal/weekly shapes. */
 function activityNow(t: number): number {
@@ -224,7 +228,7 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
   // Traffic: one simulation that starts `warmMinutes` before now; what happened before now is the detector's clean
   // training (no attacks), what happens after is sent live, event by event at its own time.
   const now = Date.now();
-  const users = Math.max(200, Math.ceil(o.rate / MAX_USER_RATE));
+  const users = Math.max(200, Math.ceil(o.rate / DEMO_USER_RATE));
   const activity = Math.max(1, o.rate / (users * BASE_USER_RATE * activityNow(now)));
   const warmStart = now - o.warmMinutes * 60_000;
   const seed = fresh ? o.seed : o.seed + (now % 100_000); // a reused data dir has seen the default seed's event ids
@@ -386,6 +390,7 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
   const shopKey = keys.apps.shop ?? keys.adminKey;
   const point = (s: SyntheticSeries, i: number) => ({ timestamp: s.ts[i]!, value: Math.round(s.values[i]! * 100) / 100 });
   const reportedIncidents = new Map<string, string>();
+  const printedPoints = new Map<string, number>();
   const describeIncident = async (id: string, how: 'opened' | 'update' | 'resolved') => {
     const r = await api<Record<string, any>>(base, shopKey, 'GET', `/v1/incidents/${id}`);
     if (r.status !== 200) return;
@@ -395,13 +400,16 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
     const pts = ((inc.impact?.effect?.pointwise ?? []) as Array<{ ts: string | number }>).map((p) => (typeof p.ts === 'number' ? p.ts : Date.parse(p.ts)));
     const truth = injectedEffect(plan, pts);
     const costText = cost ? `cost ${money(cost.estimate)} [${money(cost.lower)}, ${money(cost.upper)}] over ${pts.length} h (injected ${money(truth)})` : 'cost not estimable yet';
+    const unchanged = printedPoints.get(id) === pts.length;
+    printedPoints.set(id, pts.length);
     if (how === 'opened') {
       say(`crash detected on ${inc.series}: ${short(String(inc.explanation), 90)}`);
       if (top) say(`  cause #1 (${top.change.kind}) ${top.change.title} (score ${Number(top.score).toFixed(2)}: ${short(top.reasons.join('; '), 90)})`);
       for (const c of (inc.candidates ?? []).slice(1, 3)) say(`  then (${c.change.kind}) ${short(c.change.title, 60)} (score ${Number(c.score).toFixed(2)})`);
       say(`  ${costText}`);
-    } else if (how === 'update') say(`revenue incident ${inc.status}: ${costText}`);
-    else say(`revenue incident resolved: ${costText}${inc.impact?.ongoing === false ? `, ended ${inc.impact.end}` : ''}`);
+    } else if (how === 'update') {
+      if (!unchanged) say(`revenue incident ${inc.status}, cost so far: ${costText}`);
+    } else say(`revenue incident resolved: ${costText}${inc.impact?.ongoing === false ? `, ended ${inc.impact.end}` : ''}`);
   };
 
   const history = Array.from({ length: HISTORY_POINTS }, (_, i) => i);
