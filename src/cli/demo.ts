@@ -106,7 +106,7 @@ const BASE_USER_RATE = (2.5 * 35) / 86_400;
  * Events per second per user the demo aims at: many users each a few dozen sessions a day. Fewer, busier users (as
  * `load --random` sizes them) would order several times in twenty minutes and look like payment fraud.
  */
-const DEMO_USER_RATE = 0.015;
+const DEMO_USER_RATE = 0.03;
 
 /** Activity (relative to the daily mean) of the simulated population at `t`, from the world's diurnal/weekly shapes. */
 function activityNow(t: number): number {
@@ -126,7 +126,7 @@ function activityNow(t: number): number {
 
 /** The scripted incidents, seconds after traffic starts (divided by --speed). */
 export const INCIDENTS: ReadonlyArray<{ afterS: number; what: string; injection: Omit<Injection, 'at'> }> = [
-  { afterS: 3, what: 'a tampered client (unknown build, taps faster than a thumb)', injection: { scenario: 'modified_client', appId: 'shop', traits: ['unknown_build', 'inhuman_taps'] } },
+  { afterS: 2, what: 'a tampered client (unknown build, taps faster than a thumb)', injection: { scenario: 'modified_client', appId: 'shop', traits: ['unknown_build', 'inhuman_taps'] } },
   { afterS: 8, what: 'a brute-force login wave (3 attackers)', injection: { scenario: 'brute_force', appId: 'shop' } },
   { afterS: 9, what: '', injection: { scenario: 'brute_force', appId: 'food' } },
   { afterS: 10, what: '', injection: { scenario: 'brute_force', appId: 'shop' } },
@@ -290,7 +290,7 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
   o.out(`  data:      ${dataDir}${tempDir ? ' (removed on exit)' : ''}`);
   o.out('  Ctrl-C stops it.');
   o.out('');
-  say(`node up; sending live traffic at about ${o.rate} events/s; incidents start in ${(3 / o.speed).toFixed(0)} s`);
+  say(`node up; sending live traffic at about ${o.rate} events/s; incidents start in ${Math.ceil(INCIDENTS[0]!.afterS / o.speed)} s`);
 
   const timers: NodeJS.Timeout[] = [];
   let stopping = false;
@@ -519,7 +519,7 @@ export function registerDemoCommand(program: Command): void {
     .addOption(new Option('--speed <x>', 'time scale of the scripted incidents and the metric replay').default(1).argParser((v) => Number(v)))
     .addOption(new Option('--rate <n>', 'live events per second').default(300).argParser((v) => Number(v)))
     .addOption(new Option('--seed <n>', 'random seed').default(7).argParser((v) => Number(v)))
-    .addOption(new Option('--warm-minutes <n>', 'minutes of clean traffic the detector learns from first').default(10).argParser((v) => Number(v)))
+    .addOption(new Option('--warm-minutes <n>', 'minutes of clean traffic the detector learns from first').default(5).argParser((v) => Number(v)))
     .addOption(new Option('--attack-rate <r>', 'random attacks per normal session, besides the scripted ones').default(0.001).argParser((v) => Number(v)))
     .action(async (o: { port: number; host: string; dataDir?: string; speed: number; rate: number; seed: number; warmMinutes: number; attackRate: number }) => {
       for (const [k, v] of Object.entries({ speed: o.speed, rate: o.rate, 'warm-minutes': o.warmMinutes })) {
