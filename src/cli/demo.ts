@@ -292,6 +292,9 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
   o.out('');
   say(`node up; sending live traffic at about ${o.rate} events/s; incidents start in ${Math.ceil(INCIDENTS[0]!.afterS / o.speed)} s`);
 
+  // The simulation's "now" was fixed before the warm-up file and the node's start: its live part is shifted to begin
+  // at this moment, so the incidents happen when announced (and the warm-up ends with a short lull, not a burst).
+  const liveShift = Date.now() - now;
   const timers: NodeJS.Timeout[] = [];
   let stopping = false;
   const inflight = new Set<Promise<unknown>>();
@@ -315,8 +318,9 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
     try {
       const due = Date.now();
       const groups = new Map<string, GenEvent[]>();
-      while (pending && pending.timestamp <= due) {
+      while (pending && pending.timestamp + liveShift <= due) {
         const e = pending;
+        e.timestamp += liveShift;
         const ctx = e.context as Record<string, unknown> | undefined;
         const ip = typeof ctx?.ip === 'string' ? ctx.ip : '';
         if (ctx && 'ip' in ctx) {
@@ -519,7 +523,7 @@ export function registerDemoCommand(program: Command): void {
     .addOption(new Option('--speed <x>', 'time scale of the scripted incidents and the metric replay').default(1).argParser((v) => Number(v)))
     .addOption(new Option('--rate <n>', 'live events per second').default(300).argParser((v) => Number(v)))
     .addOption(new Option('--seed <n>', 'random seed').default(7).argParser((v) => Number(v)))
-    .addOption(new Option('--warm-minutes <n>', 'minutes of clean traffic the detector learns from first').default(5).argParser((v) => Number(v)))
+    .addOption(new Option('--warm-minutes <n>', 'minutes of clean traffic the detector learns from first').default(3).argParser((v) => Number(v)))
     .addOption(new Option('--attack-rate <r>', 'random attacks per normal session, besides the scripted ones').default(0.001).argParser((v) => Number(v)))
     .action(async (o: { port: number; host: string; dataDir?: string; speed: number; rate: number; seed: number; warmMinutes: number; attackRate: number }) => {
       for (const [k, v] of Object.entries({ speed: o.speed, rate: o.rate, 'warm-minutes': o.warmMinutes })) {
