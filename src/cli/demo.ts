@@ -412,7 +412,7 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
       for (const c of (inc.candidates ?? []).slice(1, 3)) say(`  then (${c.change.kind}) ${short(c.change.title, 60)} (score ${Number(c.score).toFixed(2)})`);
       say(`  ${costText}`);
     } else if (how === 'update') {
-      if (!unchanged) say(`revenue incident ${inc.status}, cost so far: ${costText}`);
+      if (!unchanged) say(`revenue incident ${inc.status}: ${costText}`);
     } else say(`revenue incident resolved: ${costText}${inc.impact?.ongoing === false ? `, ended ${inc.impact.end}` : ''}`);
   };
 
