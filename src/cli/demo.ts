@@ -277,7 +277,13 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !DEMO_OWNED_ENV.has(k)));
   const { config } = loadConfig({ dataDir, port: o.port, host: o.host }, env);
   const nodeLog = pino({ level: 'info' }, pino.destination({ dest: join(dataDir, 'node.log'), mkdir: true, sync: false }));
-  const node = await startNode(config, { log: nodeLog });
+  let node: RunningNode;
+  try {
+    node = await startNode(config, { log: nodeLog });
+  } catch (err) {
+    if (tempDir) await rm(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const base = node.url.replace('://0.0.0.0:', '://127.0.0.1:').replace('://[::]:', '://127.0.0.1:');
   const keys: DemoKeys = { adminKey: config.adminKey, apps: Object.fromEntries(config.apps.map((a) => [a.appId, a.key])) };
   const uiUrl = `${base}/ui/`;
@@ -529,12 +535,18 @@ export function registerDemoCommand(program: Command): void {
       for (const [k, v] of Object.entries({ speed: o.speed, rate: o.rate, 'warm-minutes': o.warmMinutes })) {
         if (!(v > 0)) throw new Error(`--${k} must be a positive number`);
       }
-      const demo = await runDemo({ ...o, out: (line) => process.stdout.write(`${line}\n`) });
+      // A Ctrl-C during the start waits for it, then stops (so the temp dir is still removed).
+      let demo: RunningDemo | null = null;
+      let stopRequested = false;
       const stop = async () => {
+        stopRequested = true;
+        if (!demo) return;
         await demo.stop();
         process.exit(0);
       };
       process.once('SIGINT', () => void stop());
       process.once('SIGTERM', () => void stop());
+      demo = await runDemo({ ...o, out: (line) => process.stdout.write(`${line}\n`) });
+      if (stopRequested) await stop();
     });
 }
