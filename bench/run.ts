@@ -4,7 +4,7 @@
 //   BENCH_QUERY_RUNS timed runs per query after one warm-up (default 9, at least 7)
 //   BENCH_BATCH_CONCURRENCY / BENCH_SINGLE_CONCURRENCY  comma lists of in-flight requests to try (default 32,64 / 128,256)
 //   BENCH_KEEP=1    keep the temporary data directory
-//   --only ingest,detect,react,warehouse (a comma list; default all)
+//   --only ingest,detect,react,warehouse,demo (a comma list; default all)
 // Writes bench/results/latest.json, latest.md and <ISO date>.json; prints a summary table.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,6 +16,7 @@ import { runWarehouseBench, type QueryRow, type WarehouseReport } from './wareho
 import { benchDetector, type DetectBenchReport } from './detect.js';
 import { runDetectLatencyBench, type DetectLatencyReport } from './detect-latency.js';
 import { runReactBench, type ReactBenchReport } from './react.js';
+import { runDemoBench, type DemoBenchReport } from './demo.js';
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -34,8 +35,8 @@ function listEnv(name: string, def: number[]): number[] {
   return list;
 }
 
-type Part = 'ingest' | 'warehouse' | 'detect' | 'react';
-const PARTS: readonly Part[] = ['ingest', 'detect', 'react', 'warehouse'];
+type Part = 'ingest' | 'warehouse' | 'detect' | 'react' | 'demo';
+const PARTS: readonly Part[] = ['ingest', 'detect', 'react', 'warehouse', 'demo'];
 /** `--only a,b`: the parts to run (null = all). */
 function parseOnly(argv: string[]): Set<Part> | null {
   const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
@@ -64,6 +65,7 @@ interface Results {
   warehouse?: WarehouseReport;
   detect?: { detector: DetectBenchReport; latency: DetectLatencyReport };
   react?: ReactBenchReport;
+  demo?: DemoBenchReport;
 }
 
 const n = (v: number) => v.toLocaleString('en-US');
@@ -228,6 +230,14 @@ async function main(): Promise<void> {
       if (genSink > 480) results.notes.push(`Generation + sink took ${genSink.toFixed(0)} s for ${n(wh.events)} events (over the ~8 minute budget).`);
       if (wh.events < 10_000_000) results.notes.push(`The query part used ${n(wh.events)} events, not 10M (BENCH_EVENTS).`);
       for (const q of [...wh.metricsEndpoints, ...wh.sql]) if (!q.sameAnswer) results.notes.push(`"${q.name}": Causality and raw DuckDB answered differently.`);
+    }
+    if (!only || only.has('demo')) {
+      say('\n== demo (`causality demo`, 3 runs from the spawn) ==');
+      const demo = await runDemoBench({ runs: 3, log: say });
+      results.demo = demo;
+      results.bars.push({ name: 'causality demo: first anomaly after start, worst of 3 runs', value: demo.firstAnomalyS.max ?? -1, unit: 's', target: '≤ 60', pass: demo.bars.firstAnomalyUnder60s });
+      results.notes.push(`Demo: first anomaly ${demo.runs.map((r) => r.firstAnomalyS ?? '-').join(' / ')} s after the spawn; revenue crash with ranked cause and cost ${demo.runs.map((r) => r.crashS ?? '-').join(' / ')} s (bench/results/demo-*.json).`);
+      results.bars.push({ name: 'causality demo: revenue crash detected, deploy ranked first, cost interval holds the injected loss (worst of 3)', value: demo.crashS.max ?? -1, unit: 's', target: 'every run', pass: demo.bars.deployFirstEveryRun && demo.bars.costHoldsInjectedEveryRun });
     }
   } finally {
     if (process.env.BENCH_KEEP === '1') say(`kept ${tmpDir}`);

@@ -8,6 +8,7 @@ import { apiKey, postJson, serverUrl, type ClientOptions } from './client.js';
 import { registerTrafficCommands } from './traffic.js';
 import { registerDetectCommands } from './detect-commands.js';
 import { registerCausalCommands } from './causal-commands.js';
+import { registerDemoCommand } from './demo.js';
 
 const program = new Command();
 program.name('causality').description('Self-hosted behavioural event platform').version(VERSION);
@@ -102,6 +103,7 @@ clientOptions(
 registerTrafficCommands(program, clientOptions);
 registerDetectCommands(program);
 registerCausalCommands(program);
+registerDemoCommand(program);
 
 program.parseAsync(process.argv).catch((err: Error) => {
   process.stderr.write(`causality: ${err.message}\n`);

@@ -70,14 +70,6 @@ async function main(): Promise<void> {
   let lastEnqueue: EnqueueResult | null = null;
   const engine = new DetectionEngine();
   const snapshots = state.snapshots;
-  // First start only (no snapshot yet): learn from known-good traffic before scoring live events.
-  if (d.warmFrom && !(await snapshots.load(d.consumer))) {
-    const started = Date.now();
-    const { events, report } = await readAnyEventsFile(d.warmFrom);
-    for (const ev of events) engine.learn(ev);
-    warmed.set(events.length);
-    log.info({ file: d.warmFrom, events: events.length, invalid: report.invalid, ms: Date.now() - started }, 'detector: warmed from known-good events');
-  }
   const watcher = watchRules(d.rulesDir, {
     onRules: (rules) => {
       engine.setRules(rules);
@@ -89,6 +81,15 @@ async function main(): Promise<void> {
       log.error({ file: err.file, error: err.message }, 'detector: a rules file failed; its previous rules stay in force');
     },
   });
+  // First start only (no snapshot yet): learn from known-good traffic before scoring live events. After the rules
+  // are loaded, so their state (an absence rule's marks, windows) learns too.
+  if (d.warmFrom && !(await snapshots.load(d.consumer))) {
+    const started = Date.now();
+    const { events, report } = await readAnyEventsFile(d.warmFrom);
+    for (const ev of events) engine.learn(ev);
+    warmed.set(events.length);
+    log.info({ file: d.warmFrom, events: events.length, invalid: report.invalid, ms: Date.now() - started }, 'detector: warmed from known-good events');
+  }
   const consumer = new DetectorConsumer({
     bus: await openWorkerBus(d),
     consumer: d.consumer,

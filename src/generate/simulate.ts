@@ -83,6 +83,20 @@ export interface GenerateOptions {
   appIds?: readonly string[];
   /** Multiplies every user's sessions per day (live load traffic wants many users active at once). */
   activity?: number;
+  /** Attacks started at a given time, besides the random ones (the demo's scripted incidents). */
+  injections?: readonly Injection[];
+}
+
+/** What a tampered client does that the real app cannot (modified_client picks 2–4 at random unless told). */
+export const CLIENT_TRAITS = ['unknown_build', 'impossible_transitions', 'purchase_without_cart', 'inhuman_taps', 'skipped_screens'] as const;
+export type ClientTrait = (typeof CLIENT_TRAITS)[number];
+
+/** One scripted attack instance: its scenario, when it starts, in which app; traits for modified_client. */
+export interface Injection {
+  at: number;
+  scenario: Scenario;
+  appId?: string;
+  traits?: readonly ClientTrait[];
 }
 
 const LABEL = Symbol('label');
@@ -734,12 +748,11 @@ export function* simulate(o: GenerateOptions, onLabel: (l: Label) => void): Gene
     onLabel(finish(label));
   }
 
-  function* modifiedClient(r: Rand, app: AppSpec, t: number): Actor {
+  function* modifiedClient(r: Rand, app: AppSpec, t: number, forced?: readonly ClientTrait[]): Actor {
     const v = versionAt(app, r, t);
     const u = r() < 0.5 ? victims(app, r, 0) : null;
-    const traits = new Set<string>();
-    const all = ['unknown_build', 'impossible_transitions', 'purchase_without_cart', 'inhuman_taps', 'skipped_screens'];
-    while (traits.size < 2 || (traits.size < 4 && r() < 0.3)) traits.add(pick(r, all));
+    const traits = new Set<string>(forced);
+    if (!forced?.length) while (traits.size < 2 || (traits.size < 4 && r() < 0.3)) traits.add(pick(r, CLIENT_TRAITS));
     const model = pickWeighted(r, DEVICE_MODELS, (d) => d.weight);
     const device = makeDevice(r, app, v, model);
     if (traits.has('unknown_build')) {
@@ -894,8 +907,20 @@ export function* simulate(o: GenerateOptions, onLabel: (l: Label) => void): Gene
     advance(actor);
   }
 
+  // Scripted attacks: each its own actor that waits for its time, with a stream apart from the random spawner's.
+  function* injected(inj: Injection, k: number): Actor {
+    yield { wakeAt: inj.at };
+    const app = apps.find((a) => a.appId === inj.appId) ?? apps[k % apps.length]!;
+    const r = rng(mixSeed(o.seed, 2_000_000 + k));
+    const attack = inj.scenario === 'modified_client' ? modifiedClient(r, app, inj.at, inj.traits) : SCENARIO_ACTORS[inj.scenario](r, app, inj.at);
+    for (let n = attack.next(); !n.done; n = attack.next()) yield n.value;
+  }
+
   for (const u of users) advance(userActor(u));
   advance(spawner());
+  (o.injections ?? []).forEach((inj, k) => {
+    if (inj.at < end) advance(injected(inj, k));
+  });
 
   let lastTs = o.start;
   for (;;) {
