@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { normalizeEvent, type FieldError, type RequestFacts } from '../event/envelope.js';
 import { EVENT_COLUMNS, type StoredEvent } from '../event/stored-event.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
 import { fileIpHash } from './ip.js';
 
 export type FileEventResult = { ok: true; event: StoredEvent } | { ok: false; error: FieldError };
@@ -94,31 +95,53 @@ export async function readEventsFile(path: string, onLine?: (bytes: number) => v
  */
 export async function readParquetEvents(pathOrGlob: string): Promise<{ events: StoredEvent[]; report: ReadReport }> {
   const { statSync } = await import('node:fs');
-  const { DuckDBInstance } = await import('@duckdb/node-api');
   let glob = pathOrGlob;
   try {
     if (statSync(pathOrGlob).isDirectory()) glob = `${pathOrGlob.replace(/\/+$/, '')}/**/*.parquet`;
   } catch {
     /* a glob */
   }
+  const r = await readParquetRelation(`read_parquet(${sqlQuote(glob)}, hive_partitioning = true, union_by_name = true)`);
+  return { events: r.events, report: { lines: r.events.length, events: r.events.length, invalid: 0, firstErrors: [], sorted: true } };
+}
+
+const sqlQuote = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/**
+ * Stored events of a DuckDB relation over Parquet (a `read_parquet(…)` call or a subquery), in time order, one row per
+ * (app, event id), filtered by `where` and cut at `limit` rows (`truncated` then says so), in a private DuckDB.
+ */
+export async function readParquetRelation(relation: string, o: { where?: string; limit?: number } = {}): Promise<{ events: StoredEvent[]; truncated: boolean }> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
   const conn = await instance.connect();
   try {
     const cols = EVENT_COLUMNS.map((c) =>
       c.type === 'TIMESTAMP' ? `epoch_ms(${c.name})::DOUBLE AS ${c.name}` : c.type === 'UUID' || c.type === 'JSON' ? `CAST(${c.name} AS VARCHAR) AS ${c.name}` : c.type === 'BIGINT' ? `${c.name}::DOUBLE AS ${c.name}` : c.name,
     );
+    const limit = o.limit === undefined ? '' : ` LIMIT ${Math.floor(o.limit) + 1}`;
     const reader = await conn.runAndReadAll(
-      `SELECT ${cols.join(', ')} FROM read_parquet($1, hive_partitioning = true, union_by_name = true)
-       QUALIFY row_number() OVER (PARTITION BY app_id, event_id) = 1 ORDER BY ts, received_at`,
-      [glob],
+      `SELECT ${cols.join(', ')} FROM ${relation}${o.where ? ` WHERE ${o.where}` : ''}
+       QUALIFY row_number() OVER (PARTITION BY app_id, event_id) = 1 ORDER BY ts, received_at${limit}`,
     );
     const events = reader.getRowObjectsJS() as unknown as StoredEvent[];
+    const truncated = o.limit !== undefined && events.length > o.limit;
+    if (truncated) events.length = o.limit!;
     for (const e of events) if (typeof e.props !== 'string') e.props = '{}';
-    return { events, report: { lines: events.length, events: events.length, invalid: 0, firstErrors: [], sorted: true } };
+    return { events, truncated };
   } finally {
     conn.closeSync();
     instance.closeSync();
   }
+}
+
+/** Backtests' source: the warehouse's live files of the range's days, cut to the exact range. */
+export function warehouseEventReader(warehouse: Pick<Warehouse, 'eventsRelation'>) {
+  return async (q: { appId: string | null; fromMs: number; toMs: number; maxEvents: number }) => {
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    const relation = await warehouse.eventsRelation({ appId: q.appId, fromDate: day(q.fromMs), toDate: day(q.toMs) });
+    return readParquetRelation(`(${relation})`, { where: `ts >= epoch_ms(${Math.floor(q.fromMs)}) AND ts < epoch_ms(${Math.ceil(q.toMs)})`, limit: q.maxEvents });
+  };
 }
 
 /** JSONL or Parquet by the path: `.parquet`, a glob with `*`, or a directory are Parquet. */
