@@ -24,6 +24,9 @@ import { createLogger, type Logger } from './obs/logger.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { QueryService } from './query/query-service.js';
 import { registerQueryRoutes } from './query/routes.js';
+import { SqliteSavedQueryStore } from './query/saved-queries.js';
+import { registerUiRoutes } from './ui/routes.js';
+import { warehouseEventReader } from './detect/event-file.js';
 import { registerTrackerRoutes } from './tracker/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
 import { LocalWarehouseFiles } from './warehouse/files.js';
@@ -229,8 +232,8 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     installProtobufParser(ingest);
     registerIngestRoutes(ingest, { config, metrics, ingestEvents, authenticate, checkPool });
   });
-  registerQueryRoutes(app, { config, queries, authenticate });
-  registerDetectRoutes(app, { anomalies, rulesDir: config.rulesDir, authenticate });
+  registerQueryRoutes(app, { config, queries, authenticate, saved: new SqliteSavedQueryStore(stateDb) });
+  registerDetectRoutes(app, { anomalies, rulesDir: config.rulesDir, authenticate, readEvents: warehouseEventReader(warehouse) });
   reactions.registerRoutes(app, authenticate);
   // Metric crashes: series (pushed, or SQL over the warehouse on a schedule), changes, incidents, impact.
   const runSql = async (sql: string, appId?: string) =>
@@ -241,6 +244,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
   const seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
   seriesScheduler.start();
   registerTrackerRoutes(app);
+  registerUiRoutes(app);
 
   app.get('/healthz', async () => ({
     status: 'ok',
