@@ -28,7 +28,7 @@ export async function api<T = any>(path: string, o: { method?: string; body?: un
   if (key) headers['x-api-key'] = key;
   let body: string | undefined;
   if (o.text !== undefined) {
-    headers['content-type'] = 'text/plain';
+    headers['content-type'] = 'application/yaml'; // rules files: the server takes YAML as text
     body = o.text;
   } else if (o.body !== undefined) {
     headers['content-type'] = 'application/json';

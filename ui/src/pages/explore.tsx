@@ -88,6 +88,10 @@ export default function Explore(_: PageProps) {
   const chart = useMemo(() => (result ? <ResultChart r={result} /> : null), [result]);
 
   return (
+    <div class="stack">
+      <div class="page-head">
+        <h1>Explore</h1>
+      </div>
     <div class="split">
       <Card title="Saved queries" id="saved">
         {saved.length === 0 && <p class="muted">None yet: write a query, name it and save it.</p>}
@@ -171,6 +175,7 @@ export default function Explore(_: PageProps) {
           </>
         )}
       </div>
+    </div>
     </div>
   );
 }

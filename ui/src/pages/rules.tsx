@@ -53,7 +53,13 @@ export default function Rules({ who }: PageProps) {
     if (who.role === 'admin') reload();
   }, []);
 
-  if (who.role !== 'admin') return <p class="notice">Rules are managed with the admin key. Sign in with it to edit and backtest rules.</p>;
+  if (who.role !== 'admin')
+    return (
+      <div class="stack">
+        <h1>Rules</h1>
+        <p class="notice">Rules are managed with the admin key. Sign in with it to edit and backtest rules.</p>
+      </div>
+    );
 
   const clear = () => {
     setError(null);
@@ -101,6 +107,11 @@ export default function Rules({ who }: PageProps) {
     });
 
   return (
+    <div class="stack">
+      <div class="page-head">
+        <h1>Rules</h1>
+        <span class="muted">Validate and backtest a change before saving it: saving enables it at once.</span>
+      </div>
     <div class="split">
       <Card title="Rules files" id="rule-files">
         <ul class="plain" aria-label="Rules files">
@@ -228,6 +239,7 @@ export default function Rules({ who }: PageProps) {
           </Card>
         )}
       </div>
+    </div>
     </div>
   );
 }
