@@ -32,6 +32,7 @@ const COMPRESSIBLE = new Set(['.html', '.js', '.mjs', '.css', '.json', '.svg', '
 const HASHED = /^assets\/.+-[\w-]{8,}\.\w+$/;
 
 addRouteDocs(
+  { method: 'GET', path: '/ui', tag: 'ui', summary: 'Redirects to /ui/', public: true, ok: { status: 302, description: 'to /ui/' } },
   { method: 'GET', path: '/ui/', tag: 'ui', summary: 'The web UI (sign in with the admin key or an app key)', public: true, ok: { status: 200, description: 'HTML', contentType: 'text/html' } },
   { method: 'GET', path: '/ui/*', tag: 'ui', summary: "The web UI's assets; any other path is a client route and gets the UI's page", public: true, ok: { status: 200, description: 'an asset or HTML', contentType: 'text/html' } },
 );

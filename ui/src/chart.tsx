@@ -48,9 +48,9 @@ export function TimeChart(p: ChartProps) {
         },
         draw: (u) => {
           const { ctx, bbox } = u;
-          for (const m of extras.current.markers ?? []) {
+          (extras.current.markers ?? []).forEach((m, i) => {
             const px = Math.round(u.valToPos(m.x, 'x', true));
-            if (px < bbox.left || px > bbox.left + bbox.width) continue;
+            if (px < bbox.left || px > bbox.left + bbox.width) return;
             ctx.save();
             ctx.strokeStyle = m.color;
             ctx.lineWidth = 2 * devicePixelRatio;
@@ -59,11 +59,18 @@ export function TimeChart(p: ChartProps) {
             ctx.moveTo(px, bbox.top);
             ctx.lineTo(px, bbox.top + bbox.height);
             ctx.stroke();
+            // Labels stack downwards (markers close in time would overlap) and flip left near the right edge.
+            ctx.font = `600 ${12 * devicePixelRatio}px system-ui, sans-serif`;
+            const w = ctx.measureText(m.label).width;
+            const pad = 4 * devicePixelRatio;
+            const lx = px + pad + w > bbox.left + bbox.width ? px - pad - w : px + pad;
+            const ly = bbox.top + (14 + 16 * i) * devicePixelRatio;
+            ctx.fillStyle = 'rgba(255,255,255,0.85)';
+            ctx.fillRect(lx - 2, ly - 12 * devicePixelRatio, w + 4, 15 * devicePixelRatio);
             ctx.fillStyle = m.color;
-            ctx.font = `${12 * devicePixelRatio}px system-ui, sans-serif`;
-            ctx.fillText(m.label, px + 4 * devicePixelRatio, bbox.top + 14 * devicePixelRatio);
+            ctx.fillText(m.label, lx, ly);
             ctx.restore();
-          }
+          });
         },
       },
     };

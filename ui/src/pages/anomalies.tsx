@@ -45,7 +45,7 @@ AND ts BETWEEN epoch_ms(${t - AROUND_MS}) AND epoch_ms(${t + AROUND_MS}) ORDER B
         <caption class="sr-only">Events of {a.entityType} {a.entityId} within 30 minutes of the anomaly; its triggering events are highlighted</caption>
         <thead>
           <tr>
-            {['time', 'type', 'what', 'success', 'price', 'version', 'ip hash'].map((c) => (
+            {['time (UTC)', 'type', 'what', 'success', 'price', 'version', 'ip hash'].map((c) => (
               <th scope="col">{c}</th>
             ))}
           </tr>
@@ -53,7 +53,7 @@ AND ts BETWEEN epoch_ms(${t - AROUND_MS}) AND epoch_ms(${t + AROUND_MS}) ORDER B
         <tbody>
           {rows.map((r) => (
             <tr class={hits.has(String(r[7])) ? 'hit' : undefined}>
-              <td>{fmtTime(r[0] as string)}</td>
+              <td class="nowrap">{fmtTime(r[0] as string).slice(11, 19)}</td>
               <td>{String(r[1])}</td>
               <td>{r[2] === null ? '' : String(r[2])}</td>
               <td>{r[3] === null ? '' : String(r[3])}</td>

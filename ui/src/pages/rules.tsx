@@ -185,7 +185,7 @@ export default function Rules({ who }: PageProps) {
           )}
         </Card>
         {bt && (
-          <Card title={`Backtest: ${fmtInt(bt.events)} events, last ${bt.days} days`} id="backtest">
+          <Card title={`Backtest: ${fmtInt(bt.events)} events, last ${bt.days} ${bt.days === 1 ? 'day' : 'days'}`} id="backtest">
             <p class="muted">
               {fmtTime(bt.from)} → {fmtTime(bt.to)} · {bt.elapsedMs} ms{bt.truncated ? ' · truncated: only the oldest 2,000,000 events were replayed' : ''}
             </p>

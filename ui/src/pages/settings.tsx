@@ -174,7 +174,8 @@ export default function Settings({ who }: PageProps) {
                     <code>{h.secretHint}</code>
                   </td>
                   <td>{h.enabled ? <Badge kind="ok">enabled</Badge> : <Badge kind="low">disabled</Badge>}</td>
-                  <td class="row">
+                  <td>
+                    <div class="row">
                     {h.origin === 'config' ? (
                       <span class="muted">config file</span>
                     ) : (
@@ -187,6 +188,7 @@ export default function Settings({ who }: PageProps) {
                         </button>
                       </>
                     )}
+                    </div>
                   </td>
                 </tr>
               ))}
