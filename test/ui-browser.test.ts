@@ -72,8 +72,14 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
   const now = Date.now();
   const dropAt = Math.floor((now - 2 * DAY) / HOUR) * HOUR;
 
+  /** Click (or reload) → the page's data on screen, per page: reported, never asserted. */
+  const loadMs: Record<string, number> = {};
+  const apiMs: Record<string, number> = {};
+  let clicked = 0;
+  const loaded = (name: string) => (loadMs[name] = Date.now() - clicked);
   const shot = (name: string) => page.screenshot({ path: join(SCREENSHOTS, `ui-${name}.png`), fullPage: true });
   const open = async (path: string) => {
+    clicked = Date.now();
     await page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name: path, exact: true }).click();
     await page.getByRole('heading', { level: 1 }).first().waitFor();
   };
@@ -91,7 +97,7 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
     assert.equal(dead.status, 201);
     // Three hours of labelled traffic ending now, attacks in the last two.
     const start = now - 3 * HOUR;
-    const { events } = generateAll({ seed: 7, users: 300, start, durationMs: 3 * HOUR - 60_000, anomalyRate: 0.3, attacksFrom: start + HOUR });
+    const { events } = generateAll({ seed: 7, users: 200, start, durationMs: 3 * HOUR - 60_000, anomalyRate: 0.3, attacksFrom: start + HOUR });
     for (let i = 0; i < events.length; i += 1000) {
       const r = await t.post('/v1/events/batch', { events: events.slice(i, i + 1000) }, { key: t.keys.admin });
       assert.equal(r.status, 202, r.text);
@@ -113,9 +119,18 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
     context = await chromium.launchPersistentContext(userDataDir, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1360, height: 900 }, acceptDownloads: true });
     context.setDefaultTimeout(15_000);
     page = context.pages()[0] ?? (await context.newPage());
+    // How long the server took to answer each API call the pages made (reported with the page timings).
+    context.on('requestfinished', (r) => {
+      const path = new URL(r.url()).pathname;
+      if (!path.startsWith('/v1/')) return;
+      const key = `${r.method()} ${path.replace(/\/[0-9a-f-]{36}(?=\/|$)/g, '/:id')}`;
+      apiMs[key] = Math.max(apiMs[key] ?? 0, Math.round(r.timing().responseEnd));
+    });
   });
 
   after(async () => {
+    console.log(`page load, click → data shown (ms): ${JSON.stringify(loadMs)}`);
+    console.log(`slowest answer per API call the pages made (ms): ${JSON.stringify(apiMs)}`);
     await context?.close();
     await t?.close();
     if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
@@ -171,7 +186,10 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
 
   test('overview: the numbers are what SQL says, and the time range picker changes them', async () => {
     const stat = page.getByTestId('stat-events');
-    await waitFor('overview numbers', async () => /\d/.test(await stat.innerText()));
+    clicked = Date.now();
+    await page.reload(); // a full load: the app, the sign-in check, the page chunk and its data
+    await waitFor('overview numbers', async () => /\d/.test(await stat.innerText()) && (await page.locator('#by-type li').count()) > 0);
+    loaded('overview');
     const num = async (id: string) => Number((await page.getByTestId(id).innerText()).replace(/,/g, ''));
     const [all] = (await t.sql('SELECT count(*)::INT, count(DISTINCT coalesce(user_id, device_id))::INT FROM events WHERE ts >= now() - INTERVAL 24 HOUR')).rows as number[][];
     assert.equal(await num('stat-events'), all![0]);
@@ -197,6 +215,8 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
 
   test('explore: a query shows rows and a chart, is saved, and exports as CSV', async () => {
     await open('Explore');
+    await page.getByRole('button', { name: 'Run', exact: true }).waitFor();
+    loaded('explore');
     const editor = page.getByLabel('SQL query');
     await editor.fill('SELECT type, count(*) AS n FROM events GROUP BY 1 ORDER BY 2 DESC, 1');
     await page.getByRole('button', { name: 'Run', exact: true }).click();
@@ -240,6 +260,7 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
     await open('Anomalies');
     const rows = page.locator('[data-testid=anomaly-feed] tbody tr');
     await rows.first().waitFor();
+    loaded('anomalies');
     await page.getByLabel('Minimum severity').selectOption('high');
     await waitFor('the filtered feed', async () => {
       const sev = await page.locator('[data-testid=anomaly-feed] tbody tr td:nth-child(2)').allInnerTexts();
@@ -263,6 +284,8 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
 
   test('rules: open a file, an invalid edit names its field, a valid one backtests with hits', async () => {
     await open('Rules');
+    await page.getByRole('button', { name: 'auth.yaml' }).waitFor();
+    loaded('rules');
     await page.getByRole('button', { name: 'auth.yaml' }).click();
     const editor = page.getByLabel('Rules (YAML or JSON)');
     await waitFor('the rules text', async () => (await editor.inputValue()).includes('brute-force'));
@@ -290,6 +313,7 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
     await open('Metrics');
     await page.getByLabel('Series').selectOption('revenue');
     await waitFor('a crash', async () => /\d{4}-\d{2}-\d{2}/.test(await page.getByTestId('crash-onset').innerText()));
+    loaded('metrics (with the analysis)');
     const onset = Date.parse((await page.getByTestId('crash-onset').innerText()).replace(' ', 'T') + 'Z');
     assert.ok(Math.abs(onset - dropAt) <= 3 * HOUR, `onset ${new Date(onset).toISOString()} near the drop ${new Date(dropAt).toISOString()}`);
     const top = page.locator('[data-testid=candidates] tbody tr').first();
@@ -314,7 +338,10 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
     await page.getByLabel('Upload change log (CSV or JSONL)').setInputFiles(join(files, 'changes.jsonl'));
     const body = await (await analysed).json();
     assert.equal(body.impact.candidates[0].change.title, 'Flip payments feature flag');
-    await waitFor('the uploaded change ranked', async () => /Flip payments feature flag/.test(await page.locator('[data-testid=candidates] tbody tr').first().innerText()));
+    await waitFor('the uploaded change ranked', async () => /Flip payments feature flag/.test(await page.locator('[data-testid=candidates] tbody tr').first().innerText())).catch(async (e) => {
+      await shot('5-metrics-upload-FAILED');
+      throw e;
+    });
     await shot('5-metrics-upload');
     const download = page.waitForEvent('download');
     await page.getByRole('button', { name: 'Demo metrics CSV' }).click();
@@ -325,6 +352,8 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
 
   test('settings: apps with masked keys, create a webhook (secret once), dead letters listed and replayed', async () => {
     await open('Settings');
+    await page.locator('[data-testid=dead-letters] tbody tr').first().waitFor();
+    loaded('settings');
     const appsText = await page.locator('#apps').innerText();
     assert.match(appsText, /appA/);
     assert.ok(!appsText.includes(t.keys.appA), 'keys are masked');

@@ -48,7 +48,7 @@ export function TimeChart(p: ChartProps) {
         },
         draw: (u) => {
           const { ctx, bbox } = u;
-          (extras.current.markers ?? []).forEach((m, i) => {
+          (extras.current.markers ?? []).forEach((m) => {
             const px = Math.round(u.valToPos(m.x, 'x', true));
             if (px < bbox.left || px > bbox.left + bbox.width) return;
             ctx.save();
@@ -59,16 +59,6 @@ export function TimeChart(p: ChartProps) {
             ctx.moveTo(px, bbox.top);
             ctx.lineTo(px, bbox.top + bbox.height);
             ctx.stroke();
-            // Labels stack downwards (markers close in time would overlap) and flip left near the right edge.
-            ctx.font = `600 ${12 * devicePixelRatio}px system-ui, sans-serif`;
-            const w = ctx.measureText(m.label).width;
-            const pad = 4 * devicePixelRatio;
-            const lx = px + pad + w > bbox.left + bbox.width ? px - pad - w : px + pad;
-            const ly = bbox.top + (14 + 16 * i) * devicePixelRatio;
-            ctx.fillStyle = 'rgba(255,255,255,0.85)';
-            ctx.fillRect(lx - 2, ly - 12 * devicePixelRatio, w + 4, 15 * devicePixelRatio);
-            ctx.fillStyle = m.color;
-            ctx.fillText(m.label, lx, ly);
             ctx.restore();
           });
         },
@@ -114,5 +104,19 @@ export function TimeChart(p: ChartProps) {
     plot.current?.setData([p.x, ...p.lines.map((l) => l.values)] as uPlot.AlignedData);
   }, [p.x, p.lines, p.markers, p.regions]);
 
-  return <figure class="chart" aria-label={p.title} role="img" ref={box} />;
+  // Marker labels are text below the chart (canvas text would overlap when markers are close, and is not readable).
+  return (
+    <figure class="chart">
+      <div ref={box} role="img" aria-label={p.title} />
+      {p.markers?.length ? (
+        <figcaption class="markers">
+          {p.markers.filter((m) => Number.isFinite(m.x)).map((m) => (
+            <span>
+              <span class="swatch" style={{ borderColor: m.color }} aria-hidden="true" /> {m.label} · {new Date(m.x * 1000).toISOString().replace('T', ' ').slice(0, 16)}Z
+            </span>
+          ))}
+        </figcaption>
+      ) : null}
+    </figure>
+  );
 }

@@ -119,7 +119,7 @@ export default function Metrics({ app }: PageProps) {
   const [useLog, setUseLog] = useState(false);
   const [sensitivity, setSensitivity] = useState(5);
   const [lookback, setLookback] = useState('3d');
-  const [window, setWindow] = useState('28d');
+  const [window, setWindow] = useState('56d');
   const [result, setResult] = useState<Analysis | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -147,14 +147,15 @@ export default function Metrics({ app }: PageProps) {
     return log.rows
       .map((r) => {
         const kind = at(r, 'kind').toLowerCase();
-        const c: Record<string, unknown> = { time: toMs(at(r, 'time')), title: at(r, 'title') };
+        const ms = toMs(at(r, 'time'));
+        const c: Record<string, unknown> = { time: Number.isFinite(ms) ? new Date(ms).toISOString() : '', title: at(r, 'title') };
         if (at(r, 'id')) c.id = at(r, 'id');
         if (CHANGE_KINDS.includes(kind)) c.kind = kind;
         if (at(r, 'service')) c.service = at(r, 'service');
         if (at(r, 'description')) c.description = at(r, 'description');
         return c;
       })
-      .filter((c) => Number.isFinite(c.time as number) && c.title);
+      .filter((c) => c.time && c.title);
   }, [log, logMap, useLog]);
 
   // Live re-analysis: every knob change re-runs it; only the latest answer is shown.
@@ -188,9 +189,9 @@ export default function Metrics({ app }: PageProps) {
     const x = result.points.map((p) => Date.parse(p.ts) / 1000);
     const markers = [] as Array<{ x: number; label: string; color: string }>;
     const regions = [] as Array<{ from: number; to: number; fill: string }>;
-    if (result.crash) markers.push({ x: Date.parse(result.crash.onset) / 1000, label: `crash ${result.crash.direction}`, color: '#cf222e' });
+    if (result.crash) markers.push({ x: Date.parse(result.crash.onset) / 1000, label: `crash onset (${result.crash.direction})`, color: '#cf222e' });
     const top = result.impact?.candidates[0];
-    if (top) markers.push({ x: Date.parse(top.change.time) / 1000, label: 'top change', color: '#8250df' });
+    if (top && Number.isFinite(toMs(String(top.change.time)))) markers.push({ x: toMs(String(top.change.time)) / 1000, label: `most likely cause: ${top.change.title}`, color: '#8250df' });
     if (result.impact) regions.push({ from: Date.parse(result.impact.onset) / 1000, to: Date.parse(result.impact.end) / 1000, fill: 'rgba(207, 34, 46, 0.08)' });
     return (
       <TimeChart
@@ -329,7 +330,7 @@ export default function Metrics({ app }: PageProps) {
                   <ColumnSelect id={`map-change-${f.key}`} label={f.label} header={log.header} value={logMap[f.key] ?? -1} optional={!('required' in f)} onChange={(i) => setLogMap({ ...logMap, [f.key]: i })} />
                 ))}
                 <label class="row">
-                  <input type="checkbox" checked={useLog} onChange={(e) => setUseLog(e.currentTarget.checked)} /> use these {changes?.length ?? log.rows.length} changes instead of the stored ones
+                  <input type="checkbox" checked={useLog} onChange={(e) => setUseLog(e.currentTarget.checked)} /> use these changes ({changes?.length ?? log.rows.length}) instead of the stored ones
                 </label>
               </div>
             </Card>
