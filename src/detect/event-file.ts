@@ -107,40 +107,50 @@ export async function readParquetEvents(pathOrGlob: string): Promise<{ events: S
 
 const sqlQuote = (s: string) => `'${s.replaceAll("'", "''")}'`;
 
+const STORED_COLUMNS = EVENT_COLUMNS.map((c) =>
+  c.type === 'TIMESTAMP' ? `epoch_ms(${c.name})::DOUBLE AS ${c.name}` : c.type === 'UUID' || c.type === 'JSON' ? `CAST(${c.name} AS VARCHAR) AS ${c.name}` : c.type === 'BIGINT' ? `${c.name}::DOUBLE AS ${c.name}` : c.name,
+).join(', ');
+
 /**
  * Stored events of a DuckDB relation over Parquet (a `read_parquet(…)` call or a subquery), in time order, one row per
- * (app, event id), filtered by `where` and cut at `limit` rows (`truncated` then says so), in a private DuckDB.
+ * (app, event id), filtered by `where` and cut at `limit` rows, streamed in batches from a private DuckDB.
  */
-export async function readParquetRelation(relation: string, o: { where?: string; limit?: number } = {}): Promise<{ events: StoredEvent[]; truncated: boolean }> {
+export async function* streamParquetRelation(relation: string, o: { where?: string; limit?: number } = {}): AsyncGenerator<StoredEvent[]> {
   const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
   const conn = await instance.connect();
   try {
-    const cols = EVENT_COLUMNS.map((c) =>
-      c.type === 'TIMESTAMP' ? `epoch_ms(${c.name})::DOUBLE AS ${c.name}` : c.type === 'UUID' || c.type === 'JSON' ? `CAST(${c.name} AS VARCHAR) AS ${c.name}` : c.type === 'BIGINT' ? `${c.name}::DOUBLE AS ${c.name}` : c.name,
-    );
-    const limit = o.limit === undefined ? '' : ` LIMIT ${Math.floor(o.limit) + 1}`;
-    const reader = await conn.runAndReadAll(
-      `SELECT ${cols.join(', ')} FROM ${relation}${o.where ? ` WHERE ${o.where}` : ''}
+    const limit = o.limit === undefined ? '' : ` LIMIT ${Math.floor(o.limit)}`;
+    const result = await conn.stream(
+      `SELECT ${STORED_COLUMNS} FROM ${relation}${o.where ? ` WHERE ${o.where}` : ''}
        QUALIFY row_number() OVER (PARTITION BY app_id, event_id) = 1 ORDER BY ts, received_at${limit}`,
     );
-    const events = reader.getRowObjectsJS() as unknown as StoredEvent[];
-    const truncated = o.limit !== undefined && events.length > o.limit;
-    if (truncated) events.length = o.limit!;
-    for (const e of events) if (typeof e.props !== 'string') e.props = '{}';
-    return { events, truncated };
+    for await (const rows of result.yieldRowObjectJs()) {
+      const events = rows as unknown as StoredEvent[];
+      for (const e of events) if (typeof e.props !== 'string') e.props = '{}';
+      yield events;
+    }
   } finally {
     conn.closeSync();
     instance.closeSync();
   }
 }
 
-/** Backtests' source: the warehouse's live files of the range's days, cut to the exact range. */
+/** The same, collected; `truncated` when more than `limit` rows were there. */
+export async function readParquetRelation(relation: string, o: { where?: string; limit?: number } = {}): Promise<{ events: StoredEvent[]; truncated: boolean }> {
+  const events: StoredEvent[] = [];
+  for await (const batch of streamParquetRelation(relation, { where: o.where, limit: o.limit === undefined ? undefined : o.limit + 1 })) events.push(...batch);
+  const truncated = o.limit !== undefined && events.length > o.limit;
+  if (truncated) events.length = o.limit!;
+  return { events, truncated };
+}
+
+/** Backtests' source: the warehouse's live files of the range's days, cut to the exact range, streamed in time order. */
 export function warehouseEventReader(warehouse: Pick<Warehouse, 'eventsRelation'>) {
-  return async (q: { appId: string | null; fromMs: number; toMs: number; maxEvents: number }) => {
+  return async function* readWarehouseEvents(q: { appId: string | null; fromMs: number; toMs: number; maxEvents: number }): AsyncGenerator<StoredEvent[]> {
     const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
     const relation = await warehouse.eventsRelation({ appId: q.appId, fromDate: day(q.fromMs), toDate: day(q.toMs) });
-    return readParquetRelation(`(${relation})`, { where: `ts >= epoch_ms(${Math.floor(q.fromMs)}) AND ts < epoch_ms(${Math.ceil(q.toMs)})`, limit: q.maxEvents });
+    yield* streamParquetRelation(`(${relation})`, { where: `ts >= epoch_ms(${Math.floor(q.fromMs)}) AND ts < epoch_ms(${Math.ceil(q.toMs)})`, limit: q.maxEvents });
   };
 }
 

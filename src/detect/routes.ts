@@ -9,7 +9,7 @@ import { addRouteDocs } from '../http/openapi.js';
 import type { createAuthenticator } from '../ingest/edge.js';
 import type { StoredEvent } from '../event/stored-event.js';
 import { ANOMALY_STATUSES, ENTITY_TYPES, SEVERITIES, type Anomaly } from './anomaly.js';
-import { runBacktest } from './backtest.js';
+import { runBacktestBatches } from './backtest.js';
 import { CursorError, type AnomalyStore } from './anomaly-store.js';
 import { compileRulesText } from './rules-loader.js';
 import { RuleError } from './rules-schema.js';
@@ -42,7 +42,7 @@ export const anomalyQuery = z.object({
 const statusBody = z.object({ status: z.enum(ANOMALY_STATUSES as [string, ...string[]]) });
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ruleText = z.string().describe('YAML or JSON rules file (see rules/ for examples)');
-/** Most events one backtest request loads into memory (the newest are dropped beyond; the answer says so). */
+/** Most events one backtest request replays (the newest are left out beyond; the answer says so). */
 export const BACKTEST_MAX_EVENTS = 2_000_000;
 const backtestBody = z.object({
   rules: ruleText,
@@ -63,8 +63,8 @@ addRouteDocs(
   { method: 'POST', path: '/v1/rules/backtest', tag: 'detection', summary: "Backtest a rules text over the warehouse's last N days before enabling it: hits and entities per rule, sample anomalies", body: backtestBody },
 );
 
-/** Reads stored events of the warehouse in time order (at most maxEvents, the oldest first). */
-export type WarehouseEventReader = (q: { appId: string | null; fromMs: number; toMs: number; maxEvents: number }) => Promise<{ events: StoredEvent[]; truncated: boolean }>;
+/** Stored events of the warehouse in time order, in batches (at most maxEvents + 1, the oldest first). */
+export type WarehouseEventReader = (q: { appId: string | null; fromMs: number; toMs: number; maxEvents: number }) => AsyncIterable<StoredEvent[]>;
 
 export interface DetectRouteDeps {
   anomalies: AnomalyStore;
@@ -195,35 +195,44 @@ export function registerDetectRoutes(app: FastifyInstance, { anomalies, rulesDir
 
   // The same engine as live detection over the last N days of stored events; only the rules' own hits are reported
   // (the models run too, as live, but their anomalies are not what is being tried).
+  let backtesting = false;
   app.post('/v1/rules/backtest', async (req) => {
     admin(req);
     const b = parse(backtestBody, req.body);
     const rules = validate(b.rules, '(backtest)');
     if (!readEvents) throw new HttpError(503, 'unavailable', 'backtests need the warehouse on this node');
+    // One at a time: a backtest holds a scan and a detection engine's state (it yields between batches of events).
+    if (backtesting) throw new HttpError(409, 'backtest_running', 'another backtest is running; retry when it is done');
+    backtesting = true;
     const started = performance.now();
     const toMs = now();
     const fromMs = toMs - b.days * 86_400_000;
-    const { events, truncated } = await readEvents({ appId: b.app_id ?? null, fromMs, toMs, maxEvents: BACKTEST_MAX_EVENTS });
     const ids = new Set(rules.map((r) => `rule:${r.id}`));
     const perRule = new Map<string, { hits: number; entities: Set<string> }>(rules.map((r) => [r.id, { hits: 0, entities: new Set<string>() }]));
     const samples: Anomaly[] = [];
-    runBacktest({
-      events,
-      rules,
-      onAnomaly: (a) => {
-        if (!ids.has(a.source)) return;
-        const r = perRule.get(a.source.slice(5))!;
-        r.hits++;
-        r.entities.add(`${a.entityType}:${a.entityId}`);
-        if (samples.length < b.samples) samples.push(a);
-      },
-    });
+    let run;
+    try {
+      run = await runBacktestBatches({
+        batches: readEvents({ appId: b.app_id ?? null, fromMs, toMs, maxEvents: BACKTEST_MAX_EVENTS + 1 }),
+        rules,
+        maxEvents: BACKTEST_MAX_EVENTS,
+        onAnomaly: (a) => {
+          if (!ids.has(a.source)) return;
+          const r = perRule.get(a.source.slice(5))!;
+          r.hits++;
+          r.entities.add(`${a.entityType}:${a.entityId}`);
+          if (samples.length < b.samples) samples.push(a);
+        },
+      });
+    } finally {
+      backtesting = false;
+    }
     return {
       from: new Date(fromMs).toISOString(),
       to: new Date(toMs).toISOString(),
       days: b.days,
-      events: events.length,
-      truncated,
+      events: run.processed,
+      truncated: run.truncated,
       rules: [...perRule].map(([id, r]) => ({ id, hits: r.hits, entities: r.entities.size })),
       samples: samples.map((a) => ({ ...a, ts: new Date(a.ts).toISOString() })),
       elapsedMs: Math.round(performance.now() - started),
