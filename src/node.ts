@@ -26,6 +26,8 @@ import { createLogger, type Logger } from './obs/logger.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { QueryService } from './query/query-service.js';
 import { registerQueryRoutes } from './query/routes.js';
+import { registerUiRoutes } from './ui/routes.js';
+import { warehouseEventReader } from './detect/event-file.js';
 import { registerTrackerRoutes } from './tracker/routes.js';
 import { DuckEngine } from './warehouse/duckdb.js';
 import { openWarehouseFiles } from './warehouse/files.js';
@@ -287,9 +289,9 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     registerTrackerRoutes(app);
   }
   let seriesScheduler: SeriesScheduler | null = null;
-  if (queries && state && reactions) {
-    registerQueryRoutes(app, { config, queries, authenticate });
-    registerDetectRoutes(app, { anomalies: state.anomalies, rulesDir: config.rulesDir, authenticate });
+  if (queries && warehouse && state && reactions) {
+    registerQueryRoutes(app, { config, queries, authenticate, saved: state.savedQueries });
+    registerDetectRoutes(app, { anomalies: state.anomalies, rulesDir: config.rulesDir, authenticate, readEvents: warehouseEventReader(warehouse) });
     reactions.registerRoutes(app, authenticate);
     // Metric crashes: series (pushed, or SQL over the warehouse on a schedule), changes, incidents, impact.
     const runSql = async (sql: string, appId?: string) =>
@@ -299,6 +301,7 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
     registerCausalRoutes(app, { authenticate, store: causalStore, runSql, service: causal, webhookSecrets: config.changeWebhookSecrets });
     seriesScheduler = new SeriesScheduler({ store: causalStore, runSql, service: causal, log });
     seriesScheduler.start();
+    registerUiRoutes(app);
   }
 
   app.get('/healthz', async () => ({

@@ -8,6 +8,7 @@ import { addRouteDocs } from '../http/openapi.js';
 import type { Principal } from '../ingest/edge.js';
 import { ChangeError, changeInputSchema, normaliseChange, parseTime, type Change, type ChangeInput } from './changes.js';
 import { ImpactError } from './impact.js';
+import { detectOnset, monitorSeries } from './monitor.js';
 import type { LlmConfig, RiskConfig } from './risk.js';
 import { CausalService, impactReport, segmentKey, segmentLabels } from './service.js';
 import type { AppScope, CausalStore, StoredPoint } from './store.js';
@@ -50,7 +51,18 @@ const impactSchema = z.object({
   lookback: timeValue.optional(),
 });
 
+const DEFAULT_THRESHOLD_Z = 5;
+const analysisSchema = z.object({
+  series: impactSchema.shape.series,
+  segment: z.string().optional(),
+  changes: z.array(z.unknown()).max(10_000).optional(),
+  sensitivity: z.number().min(1).max(20).optional().describe('evidence threshold in robust standard deviations (default 5; lower = more sensitive)'),
+  lookback: timeValue.optional().describe('how long before the onset a change may be a candidate (e.g. 3d)'),
+  window: timeValue.optional().describe('how much history before the onset the counterfactual learns from (e.g. 28d)'),
+});
+
 addRouteDocs(
+  { method: 'POST', path: '/v1/analysis', tag: 'metrics', summary: 'One-shot analysis of a series (stored or given): expected band per point, the first crash, its ranked candidate changes and its cost', body: analysisSchema },
   { method: 'POST', path: '/v1/series/:name', tag: 'metrics', summary: 'Push points of a business series (one point or {points})', body: z.union([pointSchema, batchSchema]) },
   { method: 'POST', path: '/v1/series', tag: 'metrics', summary: 'Define a series as SQL over the warehouse, evaluated on a schedule', body: definitionSchema },
   { method: 'GET', path: '/v1/series', tag: 'metrics', summary: 'Series and their definitions' },
@@ -258,6 +270,67 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
   app.get('/v1/incidents/:id', async (req) => ownIncident(req));
   app.post('/v1/incidents/:id/analyze', async (req) => service.analyseIncident((await ownIncident(req)).id));
 
+  /** Changes given in a body (normalised, echoed back with their id), else the stored ones of the app and admin-wide. */
+  async function changesOf(appId: AppScope, given: unknown[] | undefined): Promise<{ echo: unknown; change: ReturnType<typeof normaliseChange> }[]> {
+    if (given) {
+      return given.map((raw, i) => {
+        const p = changeInputSchema.safeParse(raw);
+        if (!p.success) invalid(p.error.issues.map((x) => ({ ...x, path: ['changes', i, ...x.path] })), 'changes');
+        const change = normaliseChange(p.data as ChangeInput, appId, now());
+        return { echo: { ...(raw as object), id: change.id }, change };
+      });
+    }
+    const stored = await store.listChanges({ appId });
+    return (appId === null ? stored : [...stored, ...(await store.listChanges({ appId: null }))]).map((c) => ({ echo: c, change: c }));
+  }
+
+  // The UI's metrics page: the monitor's expected band and verdicts, the first confirmed crash, and (when there is
+  // one) its ranked changes and counterfactual cost, re-run as the sensitivity, lookback and window are tuned.
+  app.post('/v1/analysis', async (req) => {
+    const parsed = analysisSchema.safeParse(req.body);
+    if (!parsed.success) invalid(parsed.error.issues, 'series');
+    const b = parsed.data;
+    const { appId } = scopeOf(req);
+    const segment = b.segment ?? '';
+    const points = (
+      typeof b.series === 'string'
+        ? await store.readPoints(appId, b.series, { segment })
+        : b.series.points.map((p, i) => ({ ts: time(p.timestamp, `series.points.${i}.timestamp`), value: p.value }))
+    ).sort((x, y) => x.ts - y.ts);
+    if (points.length < 10) throw new HttpError(typeof b.series === 'string' && points.length === 0 ? 404 : 400, points.length ? 'invalid_field' : 'not_found', 'need at least 10 points', 'series');
+    const t = b.sensitivity ?? DEFAULT_THRESHOLD_Z;
+    const thresholds: [number, number, number] = [t + 0.5, t, Math.max(0.5, t - 0.5)];
+    const judged = monitorSeries(points, { thresholds });
+    const crash = detectOnset(points, { thresholds, directions: ['drop', 'spike'] });
+    let impact: unknown = null;
+    let impactError: string | null = null;
+    if (crash) {
+      try {
+        const { report, result } = impactReport({
+          points,
+          at: crash.onset,
+          changes: await changesOf(appId, b.changes),
+          segment: segmentLabels(segment),
+          metric: typeof b.series === 'string' ? b.series : undefined,
+          lookbackMs: b.lookback === undefined ? undefined : parseInterval(b.lookback),
+          preWindowMs: b.window === undefined ? undefined : parseInterval(b.window),
+          risk: deps.risk,
+        });
+        impact = { ...report, ongoing: result.ongoing, durationMs: result.durationMs, model: result.model };
+      } catch (e) {
+        if (!(e instanceof ImpactError)) throw e;
+        impactError = e.message;
+      }
+    }
+    return {
+      sensitivity: t,
+      points: judged.map((j) => ({ ts: new Date(j.ts).toISOString(), value: j.value, expected: j.expected, lower: j.lower, upper: j.upper, anomaly: j.anomaly })),
+      crash: crash ? { ...crash, onset: new Date(crash.onset).toISOString(), detectedAt: new Date(crash.detectedAt).toISOString() } : null,
+      impact,
+      impactError,
+    };
+  });
+
   app.post('/v1/impact', async (req) => {
     const parsed = impactSchema.safeParse(req.body);
     if (!parsed.success) invalid(parsed.error.issues, 'series');
@@ -288,18 +361,7 @@ export function registerCausalRoutes(app: FastifyInstance, deps: CausalRouteDeps
       controls = { names: c.names, rows: c.points.map((p, i) => ({ ts: time(p.timestamp, `controls.points.${i}.timestamp`), values: p.values })) };
     }
     const lookbackMs = b.lookback === undefined ? undefined : parseInterval(b.lookback);
-    let changes: { echo: unknown; change: ReturnType<typeof normaliseChange> }[];
-    if (b.changes) {
-      changes = b.changes.map((raw, i) => {
-        const p = changeInputSchema.safeParse(raw);
-        if (!p.success) invalid(p.error.issues.map((x) => ({ ...x, path: ['changes', i, ...x.path] })), 'changes');
-        const change = normaliseChange(p.data as ChangeInput, appId, now());
-        return { echo: { ...(raw as object), id: change.id }, change };
-      });
-    } else {
-      const stored = await store.listChanges({ appId });
-      changes = (appId === null ? stored : [...stored, ...(await store.listChanges({ appId: null }))]).map((c) => ({ echo: c, change: c }));
-    }
+    const changes = await changesOf(appId, b.changes);
     try {
       const { report, result } = impactReport({
         points,

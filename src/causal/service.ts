@@ -53,6 +53,8 @@ export interface ImpactReportInput {
   segment?: string | Record<string, string> | null;
   metric?: string;
   lookbackMs?: number;
+  /** How much history before the onset the counterfactual learns from (the model's default when absent). */
+  preWindowMs?: number;
   risk?: RiskConfig;
   seed?: number;
 }
@@ -72,7 +74,7 @@ export function impactReport(input: ImpactReportInput): { report: ImpactReport; 
     const byTs = new Map(input.controls.rows.map((r) => [r.ts, r.values]));
     controls = { names: input.controls.names, values: input.controls.names.map((_, j) => pts.map((p) => byTs.get(p.ts)?.[j] ?? NaN)) };
   }
-  const result = estimateImpact({ ts: pts.map((p) => p.ts), values: pts.map((p) => p.value), onset, end: input.end ?? null, controls, seed: input.seed });
+  const result = estimateImpact({ ts: pts.map((p) => p.ts), values: pts.map((p) => p.value), onset, end: input.end ?? null, controls, seed: input.seed, preWindowMs: input.preWindowMs });
   const bucketMs = typicalStep(pts.map((p) => p.ts));
   const ranked = rankCandidates(
     (input.changes ?? []).map((c) => c.change),

@@ -5,6 +5,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { normalizeEvent, type FieldError, type RequestFacts } from '../event/envelope.js';
 import { EVENT_COLUMNS, type StoredEvent } from '../event/stored-event.js';
+import type { Warehouse } from '../warehouse/warehouse.js';
 import { fileIpHash } from './ip.js';
 
 export type FileEventResult = { ok: true; event: StoredEvent } | { ok: false; error: FieldError };
@@ -94,31 +95,68 @@ export async function readEventsFile(path: string, onLine?: (bytes: number) => v
  */
 export async function readParquetEvents(pathOrGlob: string): Promise<{ events: StoredEvent[]; report: ReadReport }> {
   const { statSync } = await import('node:fs');
-  const { DuckDBInstance } = await import('@duckdb/node-api');
   let glob = pathOrGlob;
   try {
     if (statSync(pathOrGlob).isDirectory()) glob = `${pathOrGlob.replace(/\/+$/, '')}/**/*.parquet`;
   } catch {
     /* a glob */
   }
+  const r = await readParquetRelation(`read_parquet(${sqlQuote(glob)}, hive_partitioning = true, union_by_name = true)`);
+  return { events: r.events, report: { lines: r.events.length, events: r.events.length, invalid: 0, firstErrors: [], sorted: true } };
+}
+
+const sqlQuote = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+const STORED_COLUMNS = EVENT_COLUMNS.map((c) =>
+  c.type === 'TIMESTAMP' ? `epoch_ms(${c.name})::DOUBLE AS ${c.name}` : c.type === 'UUID' || c.type === 'JSON' ? `CAST(${c.name} AS VARCHAR) AS ${c.name}` : c.type === 'BIGINT' ? `${c.name}::DOUBLE AS ${c.name}` : c.name,
+).join(', ');
+
+/**
+ * Stored events of a DuckDB relation over Parquet (a `read_parquet(…)` call or a subquery), in time order, one row per
+ * (app, event id), filtered by `where` and cut at `limit` rows, streamed in batches from a private DuckDB.
+ */
+export async function* streamParquetRelation(relation: string, o: { where?: string; limit?: number } = {}): AsyncGenerator<StoredEvent[]> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
   const instance = await DuckDBInstance.create(':memory:', { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' });
   const conn = await instance.connect();
   try {
-    const cols = EVENT_COLUMNS.map((c) =>
-      c.type === 'TIMESTAMP' ? `epoch_ms(${c.name})::DOUBLE AS ${c.name}` : c.type === 'UUID' || c.type === 'JSON' ? `CAST(${c.name} AS VARCHAR) AS ${c.name}` : c.type === 'BIGINT' ? `${c.name}::DOUBLE AS ${c.name}` : c.name,
+    const limit = o.limit === undefined ? '' : ` LIMIT ${Math.floor(o.limit)}`;
+    const result = await conn.stream(
+      `SELECT ${STORED_COLUMNS} FROM ${relation}${o.where ? ` WHERE ${o.where}` : ''}
+       QUALIFY row_number() OVER (PARTITION BY app_id, event_id) = 1 ORDER BY ts, received_at${limit}`,
     );
-    const reader = await conn.runAndReadAll(
-      `SELECT ${cols.join(', ')} FROM read_parquet($1, hive_partitioning = true, union_by_name = true)
-       QUALIFY row_number() OVER (PARTITION BY app_id, event_id) = 1 ORDER BY ts, received_at`,
-      [glob],
-    );
-    const events = reader.getRowObjectsJS() as unknown as StoredEvent[];
-    for (const e of events) if (typeof e.props !== 'string') e.props = '{}';
-    return { events, report: { lines: events.length, events: events.length, invalid: 0, firstErrors: [], sorted: true } };
+    for await (const rows of result.yieldRowObjectJs()) {
+      const events = rows as unknown as StoredEvent[];
+      for (const e of events) if (typeof e.props !== 'string') e.props = '{}';
+      yield events;
+    }
   } finally {
     conn.closeSync();
     instance.closeSync();
   }
+}
+
+/** The same, collected; `truncated` when more than `limit` rows were there. */
+export async function readParquetRelation(relation: string, o: { where?: string; limit?: number } = {}): Promise<{ events: StoredEvent[]; truncated: boolean }> {
+  const events: StoredEvent[] = [];
+  for await (const batch of streamParquetRelation(relation, { where: o.where, limit: o.limit === undefined ? undefined : o.limit + 1 })) events.push(...batch);
+  const truncated = o.limit !== undefined && events.length > o.limit;
+  if (truncated) events.length = o.limit!;
+  return { events, truncated };
+}
+
+/** Backtests' source: the warehouse's live files of the range's days, cut to the exact range, streamed in time order. */
+export function warehouseEventReader(warehouse: Pick<Warehouse, 'openEventsRelation'>) {
+  return async function* readWarehouseEvents(q: { appId: string | null; fromMs: number; toMs: number; maxEvents: number }): AsyncGenerator<StoredEvent[]> {
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    // Its files stay readable (on S3: in the cache) until the backtest is done with them.
+    const relation = await warehouse.openEventsRelation({ appId: q.appId, fromDate: day(q.fromMs), toDate: day(q.toMs) });
+    try {
+      yield* streamParquetRelation(`(${relation.sql})`, { where: `ts >= epoch_ms(${Math.floor(q.fromMs)}) AND ts < epoch_ms(${Math.ceil(q.toMs)})`, limit: q.maxEvents });
+    } finally {
+      relation.release();
+    }
+  };
 }
 
 /** JSONL or Parquet by the path: `.parquet`, a glob with `*`, or a directory are Parquet. */

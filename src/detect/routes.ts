@@ -7,7 +7,9 @@ import { z } from 'zod';
 import { HttpError } from '../http/errors.js';
 import { addRouteDocs } from '../http/openapi.js';
 import type { createAuthenticator } from '../ingest/edge.js';
-import { ANOMALY_STATUSES, ENTITY_TYPES, SEVERITIES } from './anomaly.js';
+import type { StoredEvent } from '../event/stored-event.js';
+import { ANOMALY_STATUSES, ENTITY_TYPES, SEVERITIES, type Anomaly } from './anomaly.js';
+import { runBacktestBatches } from './backtest.js';
 import { CursorError, type AnomalyStore } from './anomaly-store.js';
 import { compileRulesText } from './rules-loader.js';
 import { RuleError } from './rules-schema.js';
@@ -40,6 +42,14 @@ export const anomalyQuery = z.object({
 const statusBody = z.object({ status: z.enum(ANOMALY_STATUSES as [string, ...string[]]) });
 const RULE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const ruleText = z.string().describe('YAML or JSON rules file (see rules/ for examples)');
+/** Most events one backtest request replays (the newest are left out beyond; the answer says so). */
+export const BACKTEST_MAX_EVENTS = 2_000_000;
+const backtestBody = z.object({
+  rules: ruleText,
+  days: z.number().int().min(1).max(90).default(7),
+  app_id: z.string().optional(),
+  samples: z.number().int().min(0).max(200).default(20),
+});
 
 addRouteDocs(
   { method: 'GET', path: '/v1/anomalies', tag: 'detection', summary: 'Anomalies, newest first, with filters and cursor paging', query: anomalyQuery },
@@ -50,12 +60,19 @@ addRouteDocs(
   { method: 'PUT', path: '/v1/rules/:name', tag: 'detection', summary: 'Create or replace a rules file (validated first; hot-reloaded)', body: ruleText, bodyTypes: ['application/yaml', 'text/plain', 'application/json'] },
   { method: 'DELETE', path: '/v1/rules/:name', tag: 'detection', summary: 'Delete a rules file' },
   { method: 'POST', path: '/v1/rules/validate', tag: 'detection', summary: 'Validate a rules text without saving it', body: ruleText, bodyTypes: ['application/yaml', 'text/plain', 'application/json'] },
+  { method: 'POST', path: '/v1/rules/backtest', tag: 'detection', summary: "Backtest a rules text over the warehouse's last N days before enabling it: hits and entities per rule, sample anomalies", body: backtestBody },
 );
+
+/** Stored events of the warehouse in time order, in batches (at most maxEvents + 1, the oldest first). */
+export type WarehouseEventReader = (q: { appId: string | null; fromMs: number; toMs: number; maxEvents: number }) => AsyncIterable<StoredEvent[]>;
 
 export interface DetectRouteDeps {
   anomalies: AnomalyStore;
   rulesDir: string;
   authenticate: ReturnType<typeof createAuthenticator>;
+  /** The warehouse's events for backtests; POST /v1/rules/backtest answers 503 without it. */
+  readEvents?: WarehouseEventReader;
+  now?: () => number;
 }
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -82,7 +99,7 @@ function ruleFileOf(dir: string, name: string): string {
   return join(dir, file);
 }
 
-export function registerDetectRoutes(app: FastifyInstance, { anomalies, rulesDir, authenticate }: DetectRouteDeps): void {
+export function registerDetectRoutes(app: FastifyInstance, { anomalies, rulesDir, authenticate, readEvents, now = Date.now }: DetectRouteDeps): void {
   // Rules files are YAML: taken as text, whatever the content type.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_req, body, done) => done(null, body));
 
@@ -174,6 +191,52 @@ export function registerDetectRoutes(app: FastifyInstance, { anomalies, rulesDir
     admin(req);
     const rules = validate(bodyText(req), '(request)');
     return { ok: true, rules: rules.map((r) => ({ id: r.id, severity: r.severity, cooldownMs: r.cooldownMs })) };
+  });
+
+  // The same engine as live detection over the last N days of stored events; only the rules' own hits are reported
+  // (the models run too, as live, but their anomalies are not what is being tried).
+  let backtesting = false;
+  app.post('/v1/rules/backtest', async (req) => {
+    admin(req);
+    const b = parse(backtestBody, req.body);
+    const rules = validate(b.rules, '(backtest)');
+    if (!readEvents) throw new HttpError(503, 'unavailable', 'backtests need the warehouse on this node');
+    // One at a time: a backtest holds a scan and a detection engine's state (it yields between batches of events).
+    if (backtesting) throw new HttpError(409, 'backtest_running', 'another backtest is running; retry when it is done');
+    backtesting = true;
+    const started = performance.now();
+    const toMs = now();
+    const fromMs = toMs - b.days * 86_400_000;
+    const ids = new Set(rules.map((r) => `rule:${r.id}`));
+    const perRule = new Map<string, { hits: number; entities: Set<string> }>(rules.map((r) => [r.id, { hits: 0, entities: new Set<string>() }]));
+    const samples: Anomaly[] = [];
+    let run;
+    try {
+      run = await runBacktestBatches({
+        batches: readEvents({ appId: b.app_id ?? null, fromMs, toMs, maxEvents: BACKTEST_MAX_EVENTS + 1 }),
+        rules,
+        maxEvents: BACKTEST_MAX_EVENTS,
+        onAnomaly: (a) => {
+          if (!ids.has(a.source)) return;
+          const r = perRule.get(a.source.slice(5))!;
+          r.hits++;
+          r.entities.add(`${a.entityType}:${a.entityId}`);
+          if (samples.length < b.samples) samples.push(a);
+        },
+      });
+    } finally {
+      backtesting = false;
+    }
+    return {
+      from: new Date(fromMs).toISOString(),
+      to: new Date(toMs).toISOString(),
+      days: b.days,
+      events: run.processed,
+      truncated: run.truncated,
+      rules: [...perRule].map(([id, r]) => ({ id, hits: r.hits, entities: r.entities.size })),
+      samples: samples.map((a) => ({ ...a, ts: new Date(a.ts).toISOString() })),
+      elapsedMs: Math.round(performance.now() - started),
+    };
   });
 
   app.put('/v1/rules/:name', async (req, reply) => {

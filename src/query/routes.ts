@@ -9,6 +9,7 @@ import { addRouteDocs } from '../http/openapi.js';
 import type { createAuthenticator } from '../ingest/edge.js';
 import { sqlString } from '../warehouse/duckdb.js';
 import type { QueryService } from './query-service.js';
+import type { SavedQueryStore } from './saved-queries.js';
 
 /** Event types that are a page or screen view (pageviews never count clicks, logins or purchases). */
 export const VIEW_TYPES = ['pageview', 'screenView', 'page', 'screen', '$pageview'];
@@ -26,6 +27,18 @@ const metricsParams = z.object({
 const metricsFlags = z.object({ visitors: z.enum(['0', '1']).optional() });
 
 const DAY = 86_400_000;
+const savedBody = z.object({ name: z.string().trim().min(1).max(200), sql: z.string().min(1).max(100_000) });
+const savedView = z.object({ id: z.string(), appId: z.string().nullable(), name: z.string(), sql: z.string(), createdAt: z.string() });
+
+/** Bucket width of the events-over-time series: about 60–360 buckets whatever the range. */
+export function bucketFor(rangeMs: number): { ms: number; name: 'minute' | 'hour' | 'day' } {
+  if (rangeMs <= 6 * 3_600_000) return { ms: 60_000, name: 'minute' };
+  if (rangeMs <= 15 * DAY) return { ms: 3_600_000, name: 'hour' };
+  return { ms: DAY, name: 'day' };
+}
+
+/** An API key as the UI shows it: enough to recognise, not to use. */
+export const maskKey = (key: string) => (key.length <= 8 ? '••••' : `${key.slice(0, 4)}••••${key.slice(-4)}`);
 
 /** `from`/`to` as dates (to inclusive: the whole day) or ISO instants; default: the last 7 days. */
 export function parseRange(from?: string, to?: string, now = Date.now()): { fromMs: number; toMs: number; fromDate: string; toDate: string } {
@@ -48,15 +61,22 @@ addRouteDocs(
   { method: 'GET', path: '/v1/metrics/pageviews', tag: 'query', summary: 'Page and screen views per day', query: metricsParams },
   { method: 'GET', path: '/v1/metrics/unique-users', tag: 'query', summary: 'Distinct users (or devices) per day', query: metricsParams },
   { method: 'GET', path: '/v1/metrics/top-pages', tag: 'query', summary: 'Most viewed pages/screens (`visitors=1` adds distinct visitors)', query: metricsParams.extend(metricsFlags.shape) },
+  { method: 'GET', path: '/v1/metrics/events', tag: 'query', summary: 'Events in a range: total, by type, and over time (minute, hour or day buckets by the range)', query: metricsParams },
+  { method: 'GET', path: '/v1/queries/saved', tag: 'query', summary: "Saved SQL queries (an app key sees its app's; the admin all)", ok: { status: 200, description: 'saved queries', schema: z.object({ items: z.array(savedView) }) } },
+  { method: 'POST', path: '/v1/queries/saved', tag: 'query', summary: 'Save a SQL query by name (the same name replaces it)', body: savedBody, ok: { status: 201, description: 'saved', schema: savedView } },
+  { method: 'DELETE', path: '/v1/queries/saved/:id', tag: 'query', summary: 'Delete a saved query' },
+  { method: 'GET', path: '/v1/apps', tag: 'query', summary: 'Who the key is, and the apps it reads with their keys masked (the admin: every app)' },
 );
 
 export interface QueryRouteDeps {
   config: Config;
   queries: QueryService;
   authenticate: ReturnType<typeof createAuthenticator>;
+  /** Saved queries of the explore page; the routes answer 503 without a store. */
+  saved?: SavedQueryStore;
 }
 
-export function registerQueryRoutes(app: FastifyInstance, { config, queries, authenticate }: QueryRouteDeps): void {
+export function registerQueryRoutes(app: FastifyInstance, { config, queries, authenticate, saved }: QueryRouteDeps): void {
   const cache = new Map<string, { expires: number; body: unknown }>();
 
   app.post('/v1/query', async (req, reply) => {
@@ -161,5 +181,66 @@ export function registerQueryRoutes(app: FastifyInstance, { config, queries, aut
       const pages = r.rows.map(([page, views, visitors]) => (withVisitors ? { page, views, visitors } : { page, views }));
       return { ...window(s), pages };
     });
+  });
+
+  app.get('/v1/metrics/events', async (req) => {
+    const s = scope(req);
+    const bucket = bucketFor(s.range.toMs - s.range.fromMs);
+    return cached(`ev|${s.appId}|${s.range.fromMs}|${s.range.toMs}`, async () => {
+      // One pass: per bucket and type; totals and the by-type list are summed here.
+      const r = await run(
+        `SELECT (epoch_ms(ts) // ${bucket.ms}) * ${bucket.ms} AS bucket, type, count(*) AS n FROM events WHERE ${timeFilter(s)} GROUP BY 1, 2 ORDER BY 1`,
+        s,
+        'events',
+      );
+      const byType = new Map<string, number>();
+      const byBucket = new Map<number, number>();
+      for (const [b, type, n] of r.rows as [number, string, number][]) {
+        byType.set(type, (byType.get(type) ?? 0) + n);
+        byBucket.set(b, (byBucket.get(b) ?? 0) + n);
+      }
+      return {
+        ...window(s),
+        events: [...byType.values()].reduce((a, n) => a + n, 0),
+        bucket: bucket.name,
+        by_type: [...byType].map(([type, n]) => ({ type, events: n })).sort((a, b) => b.events - a.events),
+        over_time: [...byBucket].map(([b, n]) => ({ t: new Date(b).toISOString(), events: n })),
+      };
+    });
+  });
+
+  const savedStore = () => {
+    if (!saved) throw new HttpError(503, 'unavailable', 'saved queries are not available on this node');
+    return saved;
+  };
+
+  app.get('/v1/queries/saved', async (req) => {
+    const p = authenticate(req);
+    return { items: await savedStore().list(p.appId ?? undefined) };
+  });
+
+  app.post('/v1/queries/saved', async (req, reply) => {
+    const p = authenticate(req);
+    const r = savedBody.safeParse(req.body);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new HttpError(400, 'invalid_field', issue.message, issue.path.join('.') || 'name');
+    }
+    return reply.code(201).send(await savedStore().save({ appId: p.appId, name: r.data.name, sql: r.data.sql }));
+  });
+
+  app.delete('/v1/queries/saved/:id', async (req, reply) => {
+    const p = authenticate(req);
+    const store = savedStore();
+    const q = await store.get((req.params as { id: string }).id);
+    if (!q || (p.appId !== null && q.appId !== p.appId)) throw new HttpError(404, 'not_found', 'no such saved query');
+    await store.remove(q.id);
+    return reply.code(204).send();
+  });
+
+  app.get('/v1/apps', async (req) => {
+    const p = authenticate(req);
+    const apps = config.apps.filter((a) => p.appId === null || a.appId === p.appId).map((a) => ({ appId: a.appId, key: maskKey(a.key), signed: !!a.hmacSecret }));
+    return { role: p.appId === null ? 'admin' : 'app', appId: p.appId, apps };
   });
 }

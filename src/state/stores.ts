@@ -7,6 +7,7 @@ import { SqliteOutboxStore, type EnqueueResult, type OutboxStore } from '../reac
 import { PgOutboxStore } from '../react/pg-outbox-store.js';
 import { SqliteCausalStore, type CausalStore } from '../causal/store.js';
 import { PgCausalStore } from '../causal/pg-store.js';
+import { PgSavedQueryStore, SqliteSavedQueryStore, type SavedQueryStore } from '../query/saved-queries.js';
 import { openPgPool } from './postgres.js';
 import { openSqlite } from './sqlite.js';
 
@@ -16,6 +17,7 @@ export interface StateStores {
   snapshots: SnapshotStore;
   outbox: OutboxStore;
   causal: CausalStore;
+  savedQueries: SavedQueryStore;
   /**
    * An anomaly store whose inserts write the webhook deliveries of the new anomalies in the SAME transaction (an
    * anomaly is never stored without them). `onEnqueued` sees what was written, before the commit; if it throws,
@@ -58,6 +60,7 @@ function openSqliteStores(o: StateStoreOptions): StateStores {
     snapshots: new SqliteSnapshotStore(db, now),
     outbox,
     causal: new SqliteCausalStore(db),
+    savedQueries: new SqliteSavedQueryStore(db),
     anomaliesWithOutbox: (onEnqueued) =>
       new SqliteAnomalyStore(db, now, (fresh: readonly Anomaly[], at: number) => {
         const r = outbox.enqueueWithin(fresh, at);
@@ -77,12 +80,14 @@ async function openPostgresStores(url: string, o: StateStoreOptions): Promise<St
     const outbox = await PgOutboxStore.open(pool, { groupWindowMs: o.groupWindowMs, now });
     const snapshots = await PgSnapshotStore.open(pool, { now });
     const causal = await PgCausalStore.open(pool);
+    const savedQueries = await PgSavedQueryStore.open(pool);
     return {
       backend: 'postgres',
       anomalies,
       snapshots,
       outbox,
       causal,
+      savedQueries,
       anomaliesWithOutbox: (onEnqueued) =>
         anomalies.withHook(async (client, fresh, at) => {
           const r = await outbox.enqueueWithin(client, fresh, at);
