@@ -255,9 +255,10 @@ export class PgOutboxStore implements OutboxStore {
 
   async claim(now: number, leaseMs: number): Promise<ClaimedDelivery | null> {
     // A claim that finds its endpoint held back by a concurrent one (locked health row, then read) starts over.
+    const calledAt = performance.now();
     for (let i = 0; i < CLAIM_TRIES; i++) {
       try {
-        return await this.claimOnce(now, leaseMs);
+        return await this.claimOnce(now, leaseMs, calledAt);
       } catch (e) {
         if (!(e instanceof EndpointHeld)) throw e;
       }
@@ -265,7 +266,7 @@ export class PgOutboxStore implements OutboxStore {
     return null;
   }
 
-  private async claimOnce(now: number, leaseMs: number): Promise<ClaimedDelivery | null> {
+  private async claimOnce(now: number, leaseMs: number, calledAt: number): Promise<ClaimedDelivery | null> {
     const token = randomUUID();
     const until = now + leaseMs;
     return withTransaction(this.pool, async (c) => {
@@ -293,12 +294,15 @@ export class PgOutboxStore implements OutboxStore {
           r.endpoint_id,
         ])
       ).rows[0]!;
-      if (h.blocked_until > now) throw new EndpointHeld();
+      // `now` as of this moment: the claim may have waited (pool, lock) and the send follows the commit, so a cap's
+      // interval counts from here, not from when the caller read its clock.
+      const at = now + Math.round(performance.now() - calledAt);
+      if (h.blocked_until > at) throw new EndpointHeld();
       // An endpoint that has been failing is probed by one delivery at a time: hold the rest until this one is done.
       // A capped endpoint (maxPerMinute) takes its next request one interval later at the earliest.
       const perMinute = (await c.query<{ max_per_minute: number | null }>('SELECT max_per_minute FROM webhook_endpoints WHERE id = $1', [r.endpoint_id])).rows[0]
         ?.max_per_minute;
-      const blockedUntil = Math.max(h.failures > 0 ? until : 0, perMinute ? now + Math.ceil(60_000 / perMinute) : 0);
+      const blockedUntil = Math.max(h.failures > 0 ? until : 0, perMinute ? at + Math.ceil(60_000 / perMinute) : 0);
       if (blockedUntil > 0) await this.putHealth(c, r.endpoint_id, h.failures, blockedUntil);
       return { ...deliveryFromRow(r), token, claimedUntil: until };
     });
