@@ -16,4 +16,9 @@ export class SerialPerKey {
     });
     return run;
   }
+
+  /** Resolves when every call made so far has settled. */
+  async idle(): Promise<void> {
+    await Promise.all(this.tails.values());
+  }
 }
