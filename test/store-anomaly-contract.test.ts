@@ -171,6 +171,15 @@ for (const backend of backends()) {
       });
     });
 
+    test('client-given ids with a NUL are stored (PostgreSQL keeps it as U+FFFD), so the insert never fails on replay', async () => {
+      const store = (await (await backend.fresh()).open()).anomalies;
+      const a = anomaly({ id: 'nul-1', entityId: 'dev\u0000x', deviceId: 'dev\u0000x', userId: '\u0000', explanation: 'device dev\u0000x' });
+      assert.equal((await store.insert([a])).length, 1);
+      const got = (await store.get('nul-1'))!;
+      const shown = (s: string | null) => s?.replaceAll('\u0000', '\uFFFD');
+      assert.deepEqual([got.entityId, got.deviceId, got.userId, got.explanation].map(shown), ['dev\uFFFDx', 'dev\uFFFDx', '\uFFFD', 'device dev\uFFFDx']);
+    });
+
     test('migrations: processes starting at once each apply every step exactly once, and work', async () => {
       const db = await backend.fresh();
       const opened = await Promise.all([db.open(), db.open(), db.open()]);

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { Change } from '../src/causal/changes.js';
+import { CausalService } from '../src/causal/service.js';
+import { syntheticSeries } from '../src/causal/synthetic.js';
 import type { Incident } from '../src/causal/store.js';
 import { backends } from './store-backends.js';
 
@@ -117,6 +119,26 @@ for (const backend of backends()) {
       await s.saveMonitor('appA', 'revenue', '', { monitor: { n: 4 }, tracker: {} } as never);
       assert.deepEqual(await s.loadMonitor('appA', 'revenue', ''), { monitor: { n: 4 }, tracker: {} });
       assert.equal(await s.loadMonitor(null, 'revenue', ''), null);
+    });
+  });
+}
+
+for (const backend of backends()) {
+  describe(`causal service on ${backend.name}`, () => {
+    after(() => backend.cleanup());
+
+    test('points pushed at once into one segment open one incident, not one per push (the monitor state is updated in turn)', async () => {
+      const { causal: store } = await (await backend.fresh()).open();
+      const service = new CausalService({ store });
+      const pre = 24 * 7 * 3;
+      const s = syntheticSeries({ seed: 7, start: Date.parse('2025-02-17T00:00:00Z'), points: pre + 30, noise: 0.02, effect: { atIndex: pre, shape: 'step', size: -0.4 } });
+      const points = s.ts.map((ts, i) => ({ ts, value: s.values[i]!, segment: 'platform=android' }));
+      const halves = [points.slice(0, pre + 10), points.slice(pre + 10)];
+      const results = await Promise.all([...halves, ...halves].map((h) => service.ingestPoints('appA', 'revenue', h)));
+      assert.equal(results.reduce((n, r) => n + r.opened.length, 0), 1);
+      const incidents = await store.listIncidents({ appId: 'appA' });
+      assert.equal(incidents.length, 1);
+      assert.equal(incidents[0]!.onset, new Date(s.ts[pre]!).toISOString());
     });
   });
 }

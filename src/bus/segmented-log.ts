@@ -11,6 +11,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Bus, BusRecord } from './bus.js';
+import { SerialPerKey } from '../util/serial-per-key.js';
 
 export interface SegmentedLogOptions {
   dir: string; // created if missing
@@ -109,7 +110,7 @@ export class SegmentedLog implements Bus {
   private readonly cursors = new Map<number, Cursor>();
   private readonly readHandles = new Map<number, ReadHandle>();
   private readonly committedOffsets: Map<string, number>;
-  private readonly commitChains = new Map<string, Promise<void>>();
+  private readonly commitChains = new SerialPerKey();
   private retentionChain: Promise<unknown> = Promise.resolve();
 
   private constructor(
@@ -312,17 +313,7 @@ export class SegmentedLog implements Bus {
     }
     if (this.closed) return Promise.reject(new Error('SegmentedLog is closed'));
     // Commits of one consumer are serialized: they share the .tmp file, and the last call must win.
-    const previous = this.commitChains.get(consumer) ?? Promise.resolve();
-    const run = previous.then(() => this.writeCommittedOffset(consumer, nextOffset));
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.commitChains.set(consumer, settled);
-    void settled.then(() => {
-      if (this.commitChains.get(consumer) === settled) this.commitChains.delete(consumer);
-    });
-    return run;
+    return this.commitChains.run(consumer, () => this.writeCommittedOffset(consumer, nextOffset));
   }
 
   /**
@@ -658,7 +649,7 @@ export class SegmentedLog implements Bus {
       retention = this.retentionChain;
       await retention;
     } while (retention !== this.retentionChain);
-    await Promise.all(this.commitChains.values());
+    await this.commitChains.idle();
     for (const waiter of this.waiters) {
       clearTimeout(waiter.timer);
       waiter.resolve();

@@ -3,7 +3,7 @@
 import type { Change } from './changes.js';
 import type { MonitorSnapshot } from './monitor.js';
 import type { RiskAssessment } from './risk.js';
-import type { AppScope, CausalStore, Incident, IncidentStatus, SeriesDefinition, SeriesInfo, StoredPoint } from './store.js';
+import { appKey, appOf, seriesInfos, type AppScope, type CausalStore, type Incident, type IncidentStatus, type SeriesDefinition, type SeriesDefinitionRow, type SeriesInfo, type SeriesStatsRow, type StoredPoint } from './store.js';
 import { migratePg, params, withTransaction, type PgPool } from '../state/postgres.js';
 
 const MIGRATIONS = [
@@ -21,18 +21,7 @@ const MIGRATIONS = [
      PRIMARY KEY (app, series, segment));`,
 ];
 
-const appKey = (a: AppScope) => a ?? '';
-const appOf = (k: string): AppScope => (k === '' ? null : k);
 const FAR = 8.64e15;
-
-interface DefinitionRow {
-  app: string;
-  series: string;
-  sql: string;
-  interval_ms: number;
-  last_run_at: number | null;
-  last_error: string | null;
-}
 
 export class PgCausalStore implements CausalStore {
   private constructor(private readonly pool: PgPool) {}
@@ -74,35 +63,13 @@ export class PgCausalStore implements CausalStore {
     const where = appId === undefined ? '' : 'WHERE app = $1';
     const args = appId === undefined ? [] : [appKey(appId)];
     const stats = (
-      await this.pool.query<{ app: string; series: string; n: number; first: number; last: number; segs: string | null }>(
+      await this.pool.query<SeriesStatsRow>(
         `SELECT app, series, count(*) AS n, min(ts) AS first, max(ts) AS last, string_agg(DISTINCT segment, ',') AS segs FROM causal_points ${where} GROUP BY app, series`,
         args,
       )
     ).rows;
-    const defs = (await this.pool.query<DefinitionRow>(`SELECT * FROM causal_series_defs ${where}`, args)).rows;
-    const out = new Map<string, SeriesInfo>();
-    for (const d of defs) {
-      out.set(`${d.app}\u0000${d.series}`, {
-        appId: appOf(d.app),
-        name: d.series,
-        kind: 'sql',
-        points: 0,
-        segments: [],
-        first: null,
-        last: null,
-        definition: { sql: d.sql, intervalMs: d.interval_ms, lastRunAt: d.last_run_at === null ? null : new Date(d.last_run_at).toISOString(), lastError: d.last_error },
-      });
-    }
-    for (const s of stats) {
-      const k = `${s.app}\u0000${s.series}`;
-      const info = out.get(k) ?? { appId: appOf(s.app), name: s.series, kind: 'pushed' as const, points: 0, segments: [], first: null, last: null, definition: null };
-      info.points = s.n;
-      info.segments = (s.segs ?? '').split(',').filter((x) => x !== '').sort();
-      info.first = new Date(s.first).toISOString();
-      info.last = new Date(s.last).toISOString();
-      out.set(k, info);
-    }
-    return [...out.values()].sort((a, b) => a.name.localeCompare(b.name) || appKey(a.appId).localeCompare(appKey(b.appId)));
+    const defs = (await this.pool.query<SeriesDefinitionRow>(`SELECT * FROM causal_series_defs ${where}`, args)).rows;
+    return seriesInfos(defs, stats);
   }
 
   async putDefinition(def: Omit<SeriesDefinition, 'lastRunAt' | 'lastError'>): Promise<void> {
@@ -114,7 +81,7 @@ export class PgCausalStore implements CausalStore {
   }
 
   async listDefinitions(): Promise<SeriesDefinition[]> {
-    const { rows } = await this.pool.query<DefinitionRow>('SELECT * FROM causal_series_defs ORDER BY app, series');
+    const { rows } = await this.pool.query<SeriesDefinitionRow>('SELECT * FROM causal_series_defs ORDER BY app, series');
     return rows.map((d) => ({ appId: appOf(d.app), name: d.series, sql: d.sql, intervalMs: d.interval_ms, lastRunAt: d.last_run_at, lastError: d.last_error }));
   }
 

@@ -8,6 +8,7 @@ import { DEFAULT_LOOKBACK_MS, rankCandidates, type Candidate } from './rootcause
 import { typicalStep } from './stats.js';
 import type { AppScope, CausalStore, Incident, StoredPoint } from './store.js';
 import { randomUUID } from 'node:crypto';
+import { SerialPerKey } from '../util/serial-per-key.js';
 
 export interface CausalServiceOptions {
   store: CausalStore;
@@ -97,7 +98,8 @@ export class CausalService {
   private readonly store: CausalStore;
   private readonly now: () => number;
   private readonly llmClassify: ((c: Change) => Promise<RiskAssessment>) | null;
-  private readonly segmentQueues = new Map<string, Promise<void>>();
+  /** A segment's monitor state is read-modify-write: one update at a time per segment. */
+  private readonly perSegment = new SerialPerKey();
 
   constructor(private readonly opts: CausalServiceOptions) {
     this.store = opts.store;
@@ -129,25 +131,11 @@ export class CausalService {
     const opened: Incident[] = [];
     const resolved: Incident[] = [];
     for (const segment of new Set(points.map((p) => p.segment))) {
-      const r = await this.oneAtATime(`${appId ?? ''}\u0000${series}\u0000${segment}`, () => this.monitorSegment(appId, series, segment));
+      const r = await this.perSegment.run(`${appId ?? ''}\u0000${series}\u0000${segment}`, () => this.monitorSegment(appId, series, segment));
       opened.push(...r.opened);
       resolved.push(...r.resolved);
     }
     return { stored, opened, resolved };
-  }
-
-  /** Runs `fn` after every earlier call with the same key has finished (a segment's monitor state is read-modify-write). */
-  private oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const run = (this.segmentQueues.get(key) ?? Promise.resolve()).then(fn, fn);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.segmentQueues.set(key, tail);
-    void tail.then(() => {
-      if (this.segmentQueues.get(key) === tail) this.segmentQueues.delete(key);
-    });
-    return run;
   }
 
   private async monitorSegment(appId: AppScope, series: string, segment: string): Promise<{ opened: Incident[]; resolved: Incident[] }> {

@@ -96,8 +96,55 @@ const MIGRATIONS = [
      PRIMARY KEY (app, series, segment));`,
 ];
 
-const appKey = (a: AppScope) => a ?? '';
-const appOf = (k: string): AppScope => (k === '' ? null : k);
+export const appKey = (a: AppScope): string => a ?? '';
+export const appOf = (k: string): AppScope => (k === '' ? null : k);
+
+/** A row of causal_series_defs (both stores). */
+export interface SeriesDefinitionRow {
+  app: string;
+  series: string;
+  sql: string;
+  interval_ms: number;
+  last_run_at: number | null;
+  last_error: string | null;
+}
+
+/** Per (app, series): point count, time range and segments joined by commas (both stores). */
+export interface SeriesStatsRow {
+  app: string;
+  series: string;
+  n: number;
+  first: number;
+  last: number;
+  segs: string | null;
+}
+
+/** listSeries of both stores: definitions and pushed points merged per (app, series), by name then app. */
+export function seriesInfos(defs: readonly SeriesDefinitionRow[], stats: readonly SeriesStatsRow[]): SeriesInfo[] {
+  const out = new Map<string, SeriesInfo>();
+  for (const d of defs) {
+    out.set(`${d.app}\u0000${d.series}`, {
+      appId: appOf(d.app),
+      name: d.series,
+      kind: 'sql',
+      points: 0,
+      segments: [],
+      first: null,
+      last: null,
+      definition: { sql: d.sql, intervalMs: d.interval_ms, lastRunAt: d.last_run_at === null ? null : new Date(d.last_run_at).toISOString(), lastError: d.last_error },
+    });
+  }
+  for (const s of stats) {
+    const k = `${s.app}\u0000${s.series}`;
+    const info = out.get(k) ?? { appId: appOf(s.app), name: s.series, kind: 'pushed' as const, points: 0, segments: [], first: null, last: null, definition: null };
+    info.points = s.n;
+    info.segments = (s.segs ?? '').split(',').filter((x) => x !== '').sort();
+    info.first = new Date(s.first).toISOString();
+    info.last = new Date(s.last).toISOString();
+    out.set(k, info);
+  }
+  return [...out.values()].sort((a, b) => a.name.localeCompare(b.name) || appKey(a.appId).localeCompare(appKey(b.appId)));
+}
 
 export class SqliteCausalStore implements CausalStore {
   private readonly db: SqliteDb;
@@ -130,31 +177,9 @@ export class SqliteCausalStore implements CausalStore {
     const args = appId === undefined ? [] : [appKey(appId)];
     const stats = this.db
       .prepare(`SELECT app, series, count(*) AS n, min(ts) AS first, max(ts) AS last, group_concat(DISTINCT segment) AS segs FROM causal_points ${where} GROUP BY app, series`)
-      .all(...args) as Array<{ app: string; series: string; n: number; first: number; last: number; segs: string | null }>;
-    const defs = this.db.prepare(`SELECT * FROM causal_series_defs ${where}`).all(...args) as Array<{ app: string; series: string; sql: string; interval_ms: number; last_run_at: number | null; last_error: string | null }>;
-    const out = new Map<string, SeriesInfo>();
-    for (const d of defs) {
-      out.set(`${d.app}\u0000${d.series}`, {
-        appId: appOf(d.app),
-        name: d.series,
-        kind: 'sql',
-        points: 0,
-        segments: [],
-        first: null,
-        last: null,
-        definition: { sql: d.sql, intervalMs: d.interval_ms, lastRunAt: d.last_run_at === null ? null : new Date(d.last_run_at).toISOString(), lastError: d.last_error },
-      });
-    }
-    for (const s of stats) {
-      const k = `${s.app}\u0000${s.series}`;
-      const info = out.get(k) ?? { appId: appOf(s.app), name: s.series, kind: 'pushed' as const, points: 0, segments: [], first: null, last: null, definition: null };
-      info.points = s.n;
-      info.segments = (s.segs ?? '').split(',').filter((x) => x !== '').sort();
-      info.first = new Date(s.first).toISOString();
-      info.last = new Date(s.last).toISOString();
-      out.set(k, info);
-    }
-    return [...out.values()].sort((a, b) => a.name.localeCompare(b.name) || appKey(a.appId).localeCompare(appKey(b.appId)));
+      .all(...args) as SeriesStatsRow[];
+    const defs = this.db.prepare(`SELECT * FROM causal_series_defs ${where}`).all(...args) as SeriesDefinitionRow[];
+    return seriesInfos(defs, stats);
   }
 
   async putDefinition(def: Omit<SeriesDefinition, 'lastRunAt' | 'lastError'>): Promise<void> {

@@ -58,6 +58,10 @@ const COLUMNS = 18;
 const ROWS_PER_INSERT = 1000;
 
 /** Runs inside the insert's transaction with the anomalies that were new; if it throws, nothing is stored. */
+// PostgreSQL text holds no NUL, and device/user/session ids come from clients (a NUL would fail the detector's insert
+// again on every replay): it is stored as U+FFFD.
+const text = <T extends string | null>(s: T): T => (s === null ? s : (s.replaceAll('\u0000', '\uFFFD') as T));
+
 export type PgWithinInsert = (client: PgClient, fresh: readonly Anomaly[], now: number) => Promise<void>;
 
 export class PgAnomalyStore implements AnomalyStore {
@@ -93,8 +97,8 @@ export class PgAnomalyStore implements AnomalyStore {
         const tuples = chunk.map((a) => {
           const base = args.length;
           args.push(
-            a.id, a.appId, a.entityType, a.entityId, a.deviceId, a.userId, a.sessionId, a.ipHash, a.ts, a.score, a.severity,
-            SEVERITIES.indexOf(a.severity), a.source, a.category, a.explanation, JSON.stringify(a.eventIds), JSON.stringify(a.details), now,
+            a.id, a.appId, a.entityType, text(a.entityId), text(a.deviceId), text(a.userId), text(a.sessionId), a.ipHash, a.ts, a.score, a.severity,
+            SEVERITIES.indexOf(a.severity), a.source, a.category, text(a.explanation), JSON.stringify(a.eventIds), JSON.stringify(a.details), now,
           );
           const ph = Array.from({ length: COLUMNS }, (_, k) => `$${base + k + 1}`);
           return `(${ph.slice(0, 17).join(', ')}, 'open', ${ph[17]}, ${ph[17]})`;

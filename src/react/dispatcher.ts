@@ -94,6 +94,8 @@ export class Dispatcher {
   private readonly abort = new AbortController();
   private channel: BroadcastChannel | null = null;
   private readonly inFlight = new Set<ClaimedDelivery>();
+  /** Claims under way (a network store answers later): stop() lets them settle before it aborts the sends. */
+  private readonly claiming = new Set<Promise<ClaimedDelivery | null>>();
 
   constructor(private readonly o: DispatcherOptions) {
     this.resetWake();
@@ -128,8 +130,10 @@ export class Dispatcher {
     if (!this.running) return;
     this.running = false;
     this.channel?.close();
-    this.abort.abort();
     this.wake();
+    // A claim still under way could otherwise take back a delivery an aborted send just gave back.
+    await Promise.allSettled([...this.claiming]);
+    this.abort.abort();
     await Promise.all(this.loops);
     this.loops = [];
   }
@@ -139,10 +143,19 @@ export class Dispatcher {
     const leaseMs = this.o.timeoutMs + 5_000;
     while (this.running) {
       let claimed: ClaimedDelivery | null = null;
+      const claim = store.claim(this.now(), leaseMs);
+      this.claiming.add(claim);
       try {
-        claimed = await store.claim(this.now(), leaseMs);
+        claimed = await claim;
       } catch (err) {
         log.error({ err }, 'webhooks: claiming a delivery failed; retrying');
+      } finally {
+        this.claiming.delete(claim);
+      }
+      if (claimed && !this.running) {
+        // Stopped while claiming: give it back unsent.
+        await store.release(claimed).catch((err: Error) => log.error({ err, deliveryId: claimed.id }, 'webhooks: giving a claim back failed (its lease will expire)'));
+        break;
       }
       if (!claimed) {
         await this.idle();

@@ -255,9 +255,10 @@ export class PgOutboxStore implements OutboxStore {
 
   async claim(now: number, leaseMs: number): Promise<ClaimedDelivery | null> {
     // A claim that finds its endpoint held back by a concurrent one (locked health row, then read) starts over.
+    const calledAt = performance.now();
     for (let i = 0; i < CLAIM_TRIES; i++) {
       try {
-        return await this.claimOnce(now, leaseMs);
+        return await this.claimOnce(now, leaseMs, calledAt);
       } catch (e) {
         if (!(e instanceof EndpointHeld)) throw e;
       }
@@ -265,14 +266,15 @@ export class PgOutboxStore implements OutboxStore {
     return null;
   }
 
-  private async claimOnce(now: number, leaseMs: number): Promise<ClaimedDelivery | null> {
+  private async claimOnce(now: number, leaseMs: number, calledAt: number): Promise<ClaimedDelivery | null> {
     const token = randomUUID();
     const until = now + leaseMs;
     return withTransaction(this.pool, async (c) => {
       const r = (
-        await c.query<DeliveryRow>(
-          `UPDATE webhook_deliveries SET claimed_until = $1, claim_token = $2, attempts = attempts + 1, updated_at = $3
-           WHERE seq = (
+        await c.query<DeliveryRow & { endpoint_max_per_minute: number | null }>(
+          `UPDATE webhook_deliveries AS claimed SET claimed_until = $1, claim_token = $2, attempts = claimed.attempts + 1, updated_at = $3
+           FROM webhook_endpoints ep
+           WHERE ep.id = claimed.endpoint_id AND claimed.seq = (
              SELECT d.seq FROM webhook_deliveries d
                JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.enabled = 1
                LEFT JOIN webhook_endpoint_health h ON h.endpoint_id = d.endpoint_id
@@ -280,25 +282,28 @@ export class PgOutboxStore implements OutboxStore {
                AND (h.blocked_until IS NULL OR h.blocked_until <= $3)
              ORDER BY d.next_attempt_at, d.seq LIMIT 1
              FOR UPDATE OF d SKIP LOCKED)
-           RETURNING *`,
+           RETURNING claimed.*, ep.max_per_minute AS endpoint_max_per_minute`,
           [until, token, now],
         )
       ).rows[0];
       if (!r) return null;
-      // The endpoint's health row, locked until commit: a concurrent claim for the same endpoint waits here and then
-      // sees the hold this one sets.
-      await c.query('INSERT INTO webhook_endpoint_health (endpoint_id, failures, blocked_until) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING', [r.endpoint_id]);
+      // The endpoint's health row, created if missing and locked until commit (the no-op update takes the row lock):
+      // a concurrent claim for the same endpoint waits here and then sees the hold this one sets.
       const h = (
-        await c.query<{ failures: number; blocked_until: number }>('SELECT failures, blocked_until FROM webhook_endpoint_health WHERE endpoint_id = $1 FOR UPDATE', [
-          r.endpoint_id,
-        ])
+        await c.query<{ failures: number; blocked_until: number }>(
+          `INSERT INTO webhook_endpoint_health (endpoint_id, failures, blocked_until) VALUES ($1, 0, 0)
+           ON CONFLICT (endpoint_id) DO UPDATE SET endpoint_id = excluded.endpoint_id RETURNING failures, blocked_until`,
+          [r.endpoint_id],
+        )
       ).rows[0]!;
-      if (h.blocked_until > now) throw new EndpointHeld();
+      // `now` as of this moment: the claim may have waited (pool, lock) and the send follows the commit, so a cap's
+      // interval counts from here, not from when the caller read its clock.
+      const at = now + Math.round(performance.now() - calledAt);
+      if (h.blocked_until > at) throw new EndpointHeld();
       // An endpoint that has been failing is probed by one delivery at a time: hold the rest until this one is done.
       // A capped endpoint (maxPerMinute) takes its next request one interval later at the earliest.
-      const perMinute = (await c.query<{ max_per_minute: number | null }>('SELECT max_per_minute FROM webhook_endpoints WHERE id = $1', [r.endpoint_id])).rows[0]
-        ?.max_per_minute;
-      const blockedUntil = Math.max(h.failures > 0 ? until : 0, perMinute ? now + Math.ceil(60_000 / perMinute) : 0);
+      const perMinute = r.endpoint_max_per_minute;
+      const blockedUntil = Math.max(h.failures > 0 ? until : 0, perMinute ? at + Math.ceil(60_000 / perMinute) : 0);
       if (blockedUntil > 0) await this.putHealth(c, r.endpoint_id, h.failures, blockedUntil);
       return { ...deliveryFromRow(r), token, claimedUntil: until };
     });
