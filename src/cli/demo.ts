@@ -1,6 +1,6 @@
 // `causality demo`: one command that starts an embedded node and drives it the way a newcomer needs to see it work.
 // Live labelled traffic (the generator's two apps, sent over HTTP at a modest rate), a detector warmed on the
-// minutes of clean traffic before now, scripted attacks from the generator's scenarios within the first minute, and a
+// few minutes of clean traffic before now, scripted attacks from the generator's scenarios within the first minute, and a
 // business metric (`revenue`, with `signups`) replayed over its last 36 hours on top of four weeks of history, with a
 // deploy that drops revenue. Progress lines come from the public API, as a user polling it would see them.
 import { createWriteStream, existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -294,6 +294,7 @@ export async function runDemo(o: DemoOptions): Promise<RunningDemo> {
   o.out(`  admin key: ${keys.adminKey}`);
   o.out(`  app keys:  ${Object.entries(keys.apps).map(([a, k]) => `${a} ${k}`).join(', ')}`);
   o.out(`  data:      ${dataDir}${tempDir ? ' (removed on exit)' : ''}`);
+  o.out(`  try:       curl -H 'X-API-Key: ${keys.adminKey}' '${base}/v1/anomalies?limit=5'   (also /v1/incidents, /v1/series/revenue?app_id=shop)`);
   o.out('  Ctrl-C stops it.');
   o.out('');
   say(`node up; sending live traffic at about ${o.rate} events/s; incidents start in ${Math.ceil(INCIDENTS[0]!.afterS / o.speed)} s`);
