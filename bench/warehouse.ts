@@ -20,6 +20,7 @@ import { createMetrics } from '../src/obs/metrics.js';
 import { VIEW_TYPES } from '../src/query/routes.js';
 import { sqlString } from '../src/warehouse/duckdb.js';
 import { ADMIN_KEY, bytesReport, causalityEnv, listParquet, type WarehouseBytes } from './ingest.js';
+import { measureUiPages, type PageTiming } from './ui-pages.js';
 
 export const APPS = ['shop', 'news-web', 'game'] as const;
 /** The app whose traffic is a web site: pageviews with URLs, paths, referrers and UTM tags. */
@@ -33,6 +34,8 @@ export interface WarehouseOptions {
   runs: number;
   tmpDir: string;
   say: (line: string) => void;
+  /** Timed loads of every web UI page over the same warehouse (0 = none). */
+  uiRuns?: number;
 }
 
 export interface Timing {
@@ -68,6 +71,8 @@ export interface WarehouseReport {
   bytes: WarehouseBytes;
   metricsEndpoints: QueryRow[];
   sql: QueryRow[];
+  /** Web UI page loads over the same warehouse (null: not measured). */
+  pages: PageTiming[] | null;
   range: { from: string; to: string; app: string };
 }
 
@@ -419,6 +424,7 @@ export async function runWarehouseBench(o: WarehouseOptions): Promise<WarehouseR
     }
     rawConn.closeSync();
     raw.closeSync();
+    const pages = o.uiRuns ? await measureUiPages(node.url, ADMIN_KEY, o.uiRuns, o.say) : null;
 
     return {
       events: rows,
@@ -439,6 +445,7 @@ export async function runWarehouseBench(o: WarehouseOptions): Promise<WarehouseR
       bytes,
       metricsEndpoints,
       sql,
+      pages,
       range: { from: fromDate, to: toDate, app },
     };
   } finally {
