@@ -215,10 +215,21 @@ for (const impl of IMPLEMENTATIONS) {
           assert.equal(got.length, 3);
           got.forEach((r, i) => assert.ok(r.payload.equals(big[i]!), `payload ${i} differs`));
           assert.ok(got[0]!.offset < got[1]!.offset && got[1]!.offset < got[2]!.offset);
-          await bus.commit('role-c', got[2]!.offset + 1);
-          assert.deepEqual(await bus.read(got[2]!.offset + 1, 10), []);
+          const end = got[2]!.offset + 1;
+          await bus.commit('role-c', end);
+          assert.deepEqual(await bus.read(end, 10), []);
+          // Caught up: the consumer's end is after the last record (not inside it), and its commit covers all of it.
+          assert.equal(bus.endOffset(), end);
+          assert.ok((await bus.committed('role-c')) >= end);
         } finally {
           await bus.close();
+        }
+        // Another process (unbound) sees the consumer at the end: nothing left to drain.
+        const observer = await place.open();
+        try {
+          assert.ok((await observer.committed('role-c')) >= observer.endOffset());
+        } finally {
+          await observer.close();
         }
       }));
 

@@ -89,6 +89,8 @@ class RecordFeed {
   pendingHint: number;
   /** Stream sequence of the newest message received (chunks included): the stream position this session reached. */
   seen: number;
+  /** Offset after the newest record that started (a record's later chunks do not move it). */
+  recordsEnd: number;
   private readCursor: number;
   private readBytes = 0;
   private unreadBytes = 0;
@@ -112,6 +114,7 @@ class RecordFeed {
     this.readCursor = from;
     this.pendingHint = pendingHint;
     this.seen = from;
+    this.recordsEnd = from;
     this.pump = this.run();
   }
 
@@ -136,6 +139,7 @@ class RecordFeed {
   private accept(m: JsMsg): void {
     const offset = m.seq - 1;
     const chunk = m.headers?.get(CHUNK_HEADER);
+    if (!chunk || chunk.startsWith('0/')) this.recordsEnd = Math.max(this.recordsEnd, m.seq);
     if (!chunk) {
       this.assembling.push({ offset, payload: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), bytes: m.data.byteLength });
     } else {
@@ -206,6 +210,19 @@ class RecordFeed {
     const out: BusRecord[] = [];
     for (; i < this.records.length && out.length < max && this.records[i]!.offset < until; i++) out.push(this.records[i]!);
     return out;
+  }
+
+  /**
+   * The highest stream sequence a consumer done with every record below `next` may ack: up to the first record (or
+   * record being assembled) at or after `next`, else everything this session received (a done record's later chunks).
+   */
+  ackableTo(next: number): number {
+    if (next < this.keptFrom) return next;
+    let limit = this.seen;
+    const i = lowerBound(this.records, next);
+    if (i < this.records.length) limit = Math.min(limit, this.records[i]!.offset);
+    for (const g of this.assembling) if (g.offset >= next) limit = Math.min(limit, g.offset);
+    return Math.max(limit, next);
   }
 
   /** Whether a record at or after `offset` is buffered. */
@@ -529,6 +546,9 @@ export class JetStreamBus implements Bus {
   }
 
   endOffset(): number {
+    // A consumer that received the whole stream: the end is after the newest record, not after its last chunk.
+    const feed = this.durable;
+    if (feed && !this.filter && feed.seen >= this.knownEnd) return Math.min(this.knownEnd, feed.recordsEnd);
     return this.knownEnd;
   }
 
@@ -661,12 +681,14 @@ export class JetStreamBus implements Bus {
       throw new Error(`this bus commits only for its bound consumer (${this.opts.consumer?.name ?? 'none'}), not ${consumer}`);
     }
     if (this.closing) throw new Error('bus is closed');
-    // Message with sequence nextOffset is the record at offset nextOffset - 1: the last one done.
+    // Message with sequence nextOffset is the record at offset nextOffset - 1, the last one done; the done records'
+    // later chunks (sequences past it) are acked with them.
+    const ackTo = this.durable.ackableTo(nextOffset);
     let lo = 0;
     let hi = this.unacked.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.unacked[mid]![0] <= nextOffset) lo = mid + 1;
+      if (this.unacked[mid]![0] <= ackTo) lo = mid + 1;
       else hi = mid;
     }
     if (nextOffset > this.durable.fetchedTo) this.commitAhead = Math.max(this.commitAhead, nextOffset);
