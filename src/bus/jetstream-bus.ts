@@ -463,6 +463,16 @@ export class JetStreamBus implements Bus {
     );
   }
 
+  /** The consume session ended by itself (consumer deleted, connection trouble): a new one, from the ack floor. */
+  private async restartDurable(): Promise<void> {
+    const ended = this.durable!;
+    this.unacked = [];
+    this.replayed = null;
+    await this.stopReplay();
+    await ended.stop();
+    await this.startDurable(this.opts.consumer!.name);
+  }
+
   private get bufferBytes(): number {
     return this.opts.bufferBytes ?? DEFAULT_BUFFER_BYTES;
   }
@@ -561,6 +571,7 @@ export class JetStreamBus implements Bus {
     const from = Math.max(fromOffset, this.knownStart, 0);
     if (maxRecords <= 0) return [];
     if (this.durable) {
+      if (this.durable.ended) await this.restartDurable();
       const done = this.replayed;
       if (from < this.durable.keptFrom && !(done && done.until === this.durable.keptFrom && from >= done.from)) {
         const replayed = await this.readReplay(from, maxRecords, this.durable.keptFrom);
