@@ -337,10 +337,10 @@ describe('Bus contract: JetStreamBus only', () => {
       }
     }));
 
-  test('an unbound bus sees appends made through another connection', () =>
+  test('processes opening a new stream together share it; an unbound bus sees appends made through another connection', () =>
     withPlace(jetStream, async (place) => {
-      const writer = await place.open();
-      const watcher = await place.open();
+      // Both create the missing stream at the same time: one wins, the other uses it.
+      const [writer, watcher] = await Promise.all([place.open(), place.open()]);
       try {
         const woken = watcher.waitFor(0, 60_000);
         await writer.appendDurably([payload(0), payload(1)]);

@@ -51,7 +51,8 @@ const MAX_ACK_PENDING = 1_000_000;
 const READ_WAIT_MS = 5_000;
 const STATE_REFRESH_MS = 1_000;
 const WAITER_POLL_MS = 100;
-const PUBLISH_TIMEOUT_MS = 30_000;
+/** An append not acked by then fails (ingest answers 503, the client retries). */
+const PUBLISH_TIMEOUT_MS = 10_000;
 const ACK_TIMEOUT_MS = 10_000;
 const CONSUME_BATCH = 256;
 /** Room left in max_payload for headers (chunk + message id) and the subject. */
@@ -385,14 +386,16 @@ export class JetStreamBus implements Bus {
         info = await jsm.streams.info(stream);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        info = await jsm.streams.add({
+        const config = {
           name: stream,
           subjects: [`${stream.toLowerCase()}.*`],
           storage: StorageType.File,
           retention: RetentionPolicy.Limits,
           discard: DiscardPolicy.Old,
           duplicate_window: (opts.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS) * 1_000_000,
-        });
+        };
+        // Another process starting at the same time may create it first: then use theirs.
+        info = await jsm.streams.add(config).catch(() => jsm.streams.info(stream));
       }
       const bus = new JetStreamBus(nc, jetstream(nc), jsm, opts, { first: info.state.first_seq, last: info.state.last_seq });
       if (opts.consumer) await bus.startDurable(opts.consumer.name);
