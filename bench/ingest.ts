@@ -44,6 +44,8 @@ export interface NatsIngestReport {
   sinkLagWaitMs: number;
   /** Events the warehouse holds after it, read back by SQL (the sink consumed the stream). */
   rowsInWarehouse: number;
+  /** --only ingest-nats alternates the two; `ratio` is then of the summed rates (the other fields are of the last round). */
+  rounds?: Array<{ embeddedEventsPerSecond: number; natsEventsPerSecond: number }>;
 }
 
 export interface WarehouseBytes {
@@ -345,20 +347,31 @@ export async function runNatsBatchPhase(
   }
 }
 
-/** `--only ingest-nats`: the embedded batch phase, then the same on NATS; no baseline, single-event or compaction phases. */
-export async function runIngestNatsBench(o: IngestOptions & { natsUrl: string }): Promise<NatsIngestReport> {
+/**
+ * `--only ingest-nats`: embedded, NATS, embedded, NATS batch phases (alternated, so drifting machine load weighs on
+ * both); the ratio is of the summed rates. No baseline, single-event or compaction phases.
+ */
+export async function runIngestNatsBench(o: IngestOptions & { natsUrl: string; rounds?: number }): Promise<NatsIngestReport> {
   const concurrency = Math.max(...o.batchConcurrency);
-  const dataDir = join(o.tmpDir, 'ingest');
-  const server = await startCausality(dataDir);
-  let embedded: LoadResult;
-  try {
-    embedded = await runClient(loadOptions(o, 'batch', server.url, 'causality', concurrency, o.seconds, 1));
-    o.say(`  causality batch  c=${concurrency} embedded: ${fmt(embedded)}`);
-  } finally {
-    await server.child.stop();
-    await rm(dataDir, { recursive: true, force: true });
+  const rounds: NonNullable<NatsIngestReport['rounds']> = [];
+  let last: NatsIngestReport | null = null;
+  for (let round = 0; round < (o.rounds ?? 2); round++) {
+    const dataDir = join(o.tmpDir, 'ingest');
+    const server = await startCausality(dataDir);
+    let embedded: LoadResult;
+    try {
+      embedded = await runClient(loadOptions(o, 'batch', server.url, 'causality', concurrency, o.seconds, 1));
+      o.say(`  causality batch  c=${concurrency} embedded: ${fmt(embedded)}`);
+    } finally {
+      await server.child.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+    last = await runNatsBatchPhase(o, o.natsUrl, concurrency, embedded);
+    rounds.push({ embeddedEventsPerSecond: embedded.eventsPerSecond, natsEventsPerSecond: last.nats.eventsPerSecond });
   }
-  return runNatsBatchPhase(o, o.natsUrl, concurrency, embedded);
+  const sum = (k: 'embeddedEventsPerSecond' | 'natsEventsPerSecond') => rounds.reduce((a, r) => a + r[k], 0);
+  const ratio = sum('embeddedEventsPerSecond') > 0 ? Math.round((sum('natsEventsPerSecond') / sum('embeddedEventsPerSecond')) * 1000) / 1000 : 0;
+  return { ...last!, ratio, rounds };
 }
 
 export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {

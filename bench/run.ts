@@ -98,6 +98,9 @@ function markdown(r: Results): string {
         `ratio ${nats.ratio}. The sink (bound to its durable consumer) had committed the whole stream ${nats.sinkLagWaitMs} ms after the phase; ${n(nats.rowsInWarehouse)} events in the warehouse.`,
       '',
     );
+    if (nats.rounds) {
+      L.push(`Alternated rounds (embedded → NATS events/s): ${nats.rounds.map((x) => `${n(x.embeddedEventsPerSecond)} → ${n(x.natsEventsPerSecond)}`).join('; ')}; the ratio is of the sums (the figures above are the last round's).`, '');
+    }
   }
   const ing = r.ingest;
   if (ing) {
