@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { JetStreamBus } from '../src/bus/jetstream-bus.js';
 import { loadConfig } from '../src/config.js';
 import { startNode } from '../src/node.js';
 import { createLogger } from '../src/obs/logger.js';
@@ -25,6 +26,26 @@ export interface IngestOptions {
   batchConcurrency: number[];
   singleConcurrency: number[];
   say: (line: string) => void;
+  /** Also run the batch phase with the node on this NATS JetStream server (CAUSALITY_BUS), right after the embedded one. */
+  natsUrl?: string | null;
+}
+
+/** The batch phase with the bus on NATS JetStream beside the embedded one, same bodies, same concurrency, same run. */
+export interface NatsIngestReport {
+  servers: string;
+  /** A stream made for this run, deleted afterwards. */
+  stream: string;
+  concurrency: number;
+  embedded: LoadResult;
+  nats: LoadResult;
+  /** NATS / embedded events/s. */
+  ratio: number;
+  /** After the phase: how long until the sink (bound to its durable consumer) had committed the whole stream. */
+  sinkLagWaitMs: number;
+  /** Events the warehouse holds after it, read back by SQL (the sink consumed the stream). */
+  rowsInWarehouse: number;
+  /** --only ingest-nats alternates the two; `ratio` is then of the summed rates (the other fields are of the last round). */
+  rounds?: Array<{ embeddedEventsPerSecond: number; natsEventsPerSecond: number }>;
 }
 
 export interface WarehouseBytes {
@@ -70,6 +91,9 @@ export interface IngestReport {
     everyAckFsynced: boolean;
   };
   warehouse: WarehouseBytes & { sinkLagWaitMs: number; afterFullCompaction: WarehouseBytes | null };
+  /** Null when no NATS server was given (or its phase failed: see natsError). */
+  nats: NatsIngestReport | null;
+  natsError?: string;
 }
 
 // ---- child processes ------------------------------------------------------------------------------------------
@@ -156,10 +180,10 @@ export function causalityEnv(extra: Record<string, string> = {}): NodeJS.Process
   };
 }
 
-async function startCausality(dataDir: string): Promise<{ child: Child; url: string }> {
+async function startCausality(dataDir: string, env: Record<string, string> = {}): Promise<{ child: Child; url: string }> {
   const { child, match } = await spawnNode(
     [join(ROOT, 'bin/causality.js'), 'up', '--data-dir', dataDir, '--port', '0', '--host', '127.0.0.1'],
-    causalityEnv(),
+    causalityEnv(env),
     /Causality listening on (http:\/\/[^\s]+)/,
   );
   return { child, url: match[1]! };
@@ -268,8 +292,16 @@ export async function measureFsync(dir: string, runs = 30): Promise<DiskFsync> {
 
 // ---- the benchmark --------------------------------------------------------------------------------------------
 
-export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
-  const base = (shape: 'batch' | 'single', url: string, expect: 'causality' | 'baseline', concurrency: number, seconds: number, seed: number): LoadOptions => ({
+function loadOptions(
+  o: Pick<IngestOptions, 'warmupSeconds'>,
+  shape: 'batch' | 'single',
+  url: string,
+  expect: 'causality' | 'baseline',
+  concurrency: number,
+  seconds: number,
+  seed: number,
+): LoadOptions {
+  return {
     url: `${url}${shape === 'batch' ? '/v1/events/batch' : '/v1/events/ingest'}`,
     apiKey: BENCH_KEY,
     shape,
@@ -281,9 +313,70 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
     appId: BENCH_APP,
     seed,
     poolBodies: shape === 'batch' ? 1000 : 20_000,
-  });
-  const fmt = (r: LoadResult) =>
-    `${r.eventsPerSecond.toLocaleString('en-US')} ev/s (${r.requestsPerSecond.toLocaleString('en-US')} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, failed ${r.requestsFailed})`;
+  };
+}
+
+const fmt = (r: LoadResult) =>
+  `${r.eventsPerSecond.toLocaleString('en-US')} ev/s (${r.requestsPerSecond.toLocaleString('en-US')} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, failed ${r.requestsFailed})`;
+
+/**
+ * The batch phase with the node's bus on NATS JetStream (a stream of its own, deleted afterwards), compared with the
+ * embedded batch phase of the same run. The sink must then commit the whole stream and the warehouse hold its events.
+ */
+export async function runNatsBatchPhase(
+  o: Pick<IngestOptions, 'seconds' | 'warmupSeconds' | 'tmpDir' | 'say'>,
+  natsUrl: string,
+  concurrency: number,
+  embedded: LoadResult,
+): Promise<NatsIngestReport> {
+  const stream = `CAUSALITY_BENCH_${process.pid}_${Date.now()}`;
+  const dataDir = join(o.tmpDir, 'ingest-nats');
+  const server = await startCausality(dataDir, { CAUSALITY_BUS: natsUrl, CAUSALITY_BUS_STREAM: stream });
+  try {
+    const nats = await runClient(loadOptions(o, 'batch', server.url, 'causality', concurrency, o.seconds, 1));
+    o.say(`  causality batch  c=${concurrency} on NATS JetStream: ${fmt(nats)}`);
+    const lag = await waitSinkLagZero(server.url, 300_000);
+    const rowsInWarehouse = await sqlCount(server.url, 'SELECT count(*) FROM events');
+    o.say(`  (NATS: sink caught up ${lag.waitedMs} ms after the phase; ${rowsInWarehouse.toLocaleString('en-US')} events in the warehouse)`);
+    const ratio = embedded.eventsPerSecond > 0 ? Math.round((nats.eventsPerSecond / embedded.eventsPerSecond) * 1000) / 1000 : 0;
+    return { servers: natsUrl, stream, concurrency, embedded, nats, ratio, sinkLagWaitMs: lag.waitedMs, rowsInWarehouse };
+  } finally {
+    await server.child.stop();
+    await JetStreamBus.deleteStream(natsUrl.split(','), stream).catch(() => undefined);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `--only ingest-nats`: embedded, NATS, embedded, NATS batch phases (alternated, so drifting machine load weighs on
+ * both); the ratio is of the summed rates. No baseline, single-event or compaction phases.
+ */
+export async function runIngestNatsBench(o: IngestOptions & { natsUrl: string; rounds?: number }): Promise<NatsIngestReport> {
+  const concurrency = Math.max(...o.batchConcurrency);
+  const rounds: NonNullable<NatsIngestReport['rounds']> = [];
+  let last: NatsIngestReport | null = null;
+  for (let round = 0; round < (o.rounds ?? 2); round++) {
+    const dataDir = join(o.tmpDir, 'ingest');
+    const server = await startCausality(dataDir);
+    let embedded: LoadResult;
+    try {
+      embedded = await runClient(loadOptions(o, 'batch', server.url, 'causality', concurrency, o.seconds, 1));
+      o.say(`  causality batch  c=${concurrency} embedded: ${fmt(embedded)}`);
+    } finally {
+      await server.child.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+    last = await runNatsBatchPhase(o, o.natsUrl, concurrency, embedded);
+    rounds.push({ embeddedEventsPerSecond: embedded.eventsPerSecond, natsEventsPerSecond: last.nats.eventsPerSecond });
+  }
+  const sum = (k: 'embeddedEventsPerSecond' | 'natsEventsPerSecond') => rounds.reduce((a, r) => a + r[k], 0);
+  const ratio = sum('embeddedEventsPerSecond') > 0 ? Math.round((sum('natsEventsPerSecond') / sum('embeddedEventsPerSecond')) * 1000) / 1000 : 0;
+  return { ...last!, ratio, rounds };
+}
+
+export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
+  const base = (shape: 'batch' | 'single', url: string, expect: 'causality' | 'baseline', concurrency: number, seconds: number, seed: number) =>
+    loadOptions(o, shape, url, expect, concurrency, seconds, seed);
 
   const disk = await measureFsync(o.tmpDir);
   o.say(`  disk: write+fdatasync 512 B p50 ${disk.smallWriteP50Ms} ms (p95 ${disk.smallWriteP95Ms}), 1 MiB p50 ${disk.mibWriteP50Ms} ms (p95 ${disk.mibWriteP95Ms})`);
@@ -346,6 +439,17 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
     await server.child.stop();
   }
 
+  let nats: NatsIngestReport | null = null;
+  let natsError: string | undefined;
+  if (o.natsUrl) {
+    try {
+      nats = await runNatsBatchPhase(o, o.natsUrl, batchConc, cBatch);
+    } catch (err) {
+      natsError = (err as Error).message;
+      o.say(`  NATS phase failed: ${natsError}`);
+    }
+  }
+
   const parsed = all.map((f) => parsePartFile(f.key, f.bytes)).filter((f): f is PartFile => f !== null);
   const { live } = resolveLiveFiles(parsed, lag.committedOffset);
   const wh = bytesReport(all, live, rows);
@@ -401,5 +505,7 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
         eventsAcceptedServer >= eventsAcceptedClientTimed,
     },
     warehouse: { ...wh, sinkLagWaitMs: lag.waitedMs, afterFullCompaction: compacted },
+    nats,
+    ...(natsError ? { natsError } : {}),
   };
 }

@@ -4,14 +4,16 @@
 //   BENCH_QUERY_RUNS timed runs per query after one warm-up (default 9, at least 7)
 //   BENCH_BATCH_CONCURRENCY / BENCH_SINGLE_CONCURRENCY  comma lists of in-flight requests to try (default 32,64 / 128,256)
 //   BENCH_KEEP=1    keep the temporary data directory
-//   --only ingest,detect,react,warehouse,demo (a comma list; default all)
+//   BENCH_NATS_URL  NATS server for the ingest batch phase on JetStream (default nats://127.0.0.1:4222; `off` skips it)
+//   --only ingest,ingest-nats,detect,react,warehouse,demo (a comma list; default all; ingest-nats = only the embedded and
+//          NATS batch phases, for the NATS/embedded ratio)
 // Writes bench/results/latest.json, latest.md and <ISO date>.json; prints a summary table.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
-import { ROOT, runIngestBench, type IngestReport } from './ingest.js';
+import { ROOT, runIngestBench, runIngestNatsBench, type IngestReport, type NatsIngestReport } from './ingest.js';
 import { runWarehouseBench, type QueryRow, type WarehouseReport } from './warehouse.js';
 import { benchDetector, type DetectBenchReport } from './detect.js';
 import { runDetectLatencyBench, type DetectLatencyReport } from './detect-latency.js';
@@ -35,8 +37,8 @@ function listEnv(name: string, def: number[]): number[] {
   return list;
 }
 
-type Part = 'ingest' | 'warehouse' | 'detect' | 'react' | 'demo';
-const PARTS: readonly Part[] = ['ingest', 'detect', 'react', 'warehouse', 'demo'];
+type Part = 'ingest' | 'ingest-nats' | 'warehouse' | 'detect' | 'react' | 'demo';
+const PARTS: readonly Part[] = ['ingest', 'ingest-nats', 'detect', 'react', 'warehouse', 'demo'];
 /** `--only a,b`: the parts to run (null = all). */
 function parseOnly(argv: string[]): Set<Part> | null {
   const i = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
@@ -62,6 +64,8 @@ interface Results {
   bars: Bar[];
   notes: string[];
   ingest?: IngestReport;
+  /** The batch phase on NATS JetStream beside the embedded one (from the ingest part, or --only ingest-nats). */
+  ingestNats?: NatsIngestReport;
   warehouse?: WarehouseReport;
   detect?: { detector: DetectBenchReport; latency: DetectLatencyReport };
   react?: ReactBenchReport;
@@ -86,6 +90,19 @@ function markdown(r: Results): string {
     L.push('## Notes', '');
     for (const x of r.notes) L.push(`- ${x}`);
     L.push('');
+  }
+  const nats = r.ingestNats;
+  if (nats) {
+    L.push('## Ingest on NATS JetStream (same run)', '');
+    L.push(
+      `Batch ×100 at concurrency ${nats.concurrency}, same bodies: embedded log ${n(nats.embedded.eventsPerSecond)} events/s (p99 ${nats.embedded.latencyMs.p99} ms), ` +
+        `NATS JetStream (${nats.servers}, stream ${nats.stream}, deleted after) ${n(nats.nats.eventsPerSecond)} events/s (p99 ${nats.nats.latencyMs.p99} ms, failed ${nats.nats.requestsFailed}): ` +
+        `ratio ${nats.ratio}. The sink (bound to its durable consumer) had committed the whole stream ${nats.sinkLagWaitMs} ms after the phase; ${n(nats.rowsInWarehouse)} events in the warehouse.`,
+      '',
+    );
+    if (nats.rounds) {
+      L.push(`Alternated rounds (embedded → NATS events/s): ${nats.rounds.map((x) => `${n(x.embeddedEventsPerSecond)} → ${n(x.natsEventsPerSecond)}`).join('; ')}; the ratio is of the sums (the figures above are the last round's).`, '');
+    }
   }
   const ing = r.ingest;
   if (ing) {
@@ -177,7 +194,30 @@ async function main(): Promise<void> {
   }
   const tmpDir = await mkdtemp(join(os.tmpdir(), 'causality-bench-'));
   say(`causality bench: ${cpus.length} × ${results.machine.model}, node ${process.version}; data in ${tmpDir}`);
+  const natsUrl = process.env.BENCH_NATS_URL === 'off' ? null : process.env.BENCH_NATS_URL || 'nats://127.0.0.1:4222';
+  const natsBar = (x: NatsIngestReport): Bar => ({
+    name: 'ingest batch ×100: NATS JetStream / embedded events/s (same run)',
+    value: x.ratio,
+    unit: '×',
+    target: '≥ 0.50',
+    pass: x.ratio >= 0.5 && x.nats.requestsFailed === 0,
+  });
   try {
+    if (only?.has('ingest-nats') && !only.has('ingest')) {
+      if (!natsUrl) throw new Error('--only ingest-nats needs a NATS server (BENCH_NATS_URL is off)');
+      say(`\n== ingest, embedded vs NATS JetStream (${seconds} s per phase) ==`);
+      const x = await runIngestNatsBench({
+        seconds,
+        warmupSeconds: 1,
+        tmpDir,
+        batchConcurrency: listEnv('BENCH_BATCH_CONCURRENCY', [32, 64]),
+        singleConcurrency: [],
+        say,
+        natsUrl,
+      });
+      results.ingestNats = x;
+      results.bars.push(natsBar(x));
+    }
     if (!only || only.has('ingest')) {
       say(`\n== ingest (${seconds} s per phase) ==`);
       const ing = await runIngestBench({
@@ -187,8 +227,14 @@ async function main(): Promise<void> {
         batchConcurrency: listEnv('BENCH_BATCH_CONCURRENCY', [32, 64]),
         singleConcurrency: listEnv('BENCH_SINGLE_CONCURRENCY', [128, 256]),
         say,
+        natsUrl,
       });
       results.ingest = ing;
+      if (ing.nats) {
+        results.ingestNats = ing.nats;
+        results.bars.push(natsBar(ing.nats));
+      }
+      if (ing.natsError) results.notes.push(`The NATS JetStream batch phase failed: ${ing.natsError}`);
       results.bars.push(
         { name: 'ingest batch ×100: causality / baseline events/s', value: ing.ratio.batch, unit: '×', target: '≥ 0.50', pass: ing.ratio.batch >= 0.5 },
         { name: 'every ack fsynced (log records = group-committed records ≥ acked requests)', value: ing.fsync.fsyncCount, unit: 'fsyncs', target: 'all acks fsynced', pass: ing.fsync.everyAckFsynced },
@@ -263,6 +309,7 @@ async function main(): Promise<void> {
     const t2 = new Table({ head: ['ingest', 'baseline ev/s', 'causality ev/s', 'ratio'], style: { head: [], border: [] } });
     t2.push(['batch ×100', n(i.baseline.batch.eventsPerSecond), n(i.causality.batch.eventsPerSecond), i.ratio.batch]);
     t2.push(['single', n(i.baseline.single.eventsPerSecond), n(i.causality.single.eventsPerSecond), i.ratio.single]);
+    if (i.nats) t2.push(['batch ×100 on NATS (vs causality embedded)', n(i.nats.embedded.eventsPerSecond), n(i.nats.nats.eventsPerSecond), i.nats.ratio]);
     process.stdout.write(`${t2.toString()}\n`);
   }
   if (results.warehouse) {

@@ -216,10 +216,21 @@ for (const impl of IMPLEMENTATIONS) {
           assert.equal(got.length, 3);
           got.forEach((r, i) => assert.ok(r.payload.equals(big[i]!), `payload ${i} differs`));
           assert.ok(got[0]!.offset < got[1]!.offset && got[1]!.offset < got[2]!.offset);
-          await bus.commit('role-c', got[2]!.offset + 1);
-          assert.deepEqual(await bus.read(got[2]!.offset + 1, 10), []);
+          const end = got[2]!.offset + 1;
+          await bus.commit('role-c', end);
+          assert.deepEqual(await bus.read(end, 10), []);
+          // Caught up: the consumer's end is after the last record (not inside it), and its commit covers all of it.
+          assert.equal(bus.endOffset(), end);
+          assert.ok((await bus.committed('role-c')) >= end);
         } finally {
           await bus.close();
+        }
+        // Another process (unbound) sees the consumer at the end: nothing left to drain.
+        const observer = await place.open();
+        try {
+          assert.ok((await observer.committed('role-c')) >= observer.endOffset());
+        } finally {
+          await observer.close();
         }
       }));
 
@@ -293,6 +304,25 @@ describe('Bus contract: JetStreamBus only', () => {
     }
   });
 
+  test('a consumer re-reads below what its session still buffers (a small buffer), then goes on', async () => {
+    const stream = streamName();
+    const bus = await JetStreamBus.open({ servers: NATS_SERVERS, stream, consumer: { name: 'small' }, bufferBytes: 1024 });
+    try {
+      await bus.appendDurably(Array.from({ length: 60 }, (_, i) => Buffer.from(`r${i}-${'z'.repeat(100)}`)));
+      const all = await readCount(bus, 0, 60);
+      assert.deepEqual(all.map((r) => r.offset), Array.from({ length: 60 }, (_, i) => i));
+      // Offsets 0.. were dropped from the session's buffer (1 KiB): this re-read is served by a replay.
+      const again = await readCount(bus, 5, 55);
+      assert.deepEqual(again.map((r) => r.payload.toString().split('-')[0]), Array.from({ length: 55 }, (_, i) => `r${i + 5}`));
+      await bus.commit('small', 60);
+      await bus.appendDurably([Buffer.from('next')]);
+      assert.deepEqual(texts(await readCount(bus, 60, 1)), ['next']);
+    } finally {
+      await bus.close();
+      await JetStreamBus.deleteStream(NATS_SERVERS, stream);
+    }
+  });
+
   test('a message id appended twice within the duplicate window is stored once', () =>
     withPlace(jetStream, async (place) => {
       const bus = await place.open();
@@ -308,10 +338,10 @@ describe('Bus contract: JetStreamBus only', () => {
       }
     }));
 
-  test('an unbound bus sees appends made through another connection', () =>
+  test('processes opening a new stream together share it; an unbound bus sees appends made through another connection', () =>
     withPlace(jetStream, async (place) => {
-      const writer = await place.open();
-      const watcher = await place.open();
+      // Both create the missing stream at the same time: one wins, the other uses it.
+      const [writer, watcher] = await Promise.all([place.open(), place.open()]);
       try {
         const woken = watcher.waitFor(0, 60_000);
         await writer.appendDurably([payload(0), payload(1)]);

@@ -52,7 +52,8 @@ const MAX_ACK_PENDING = 1_000_000;
 const READ_WAIT_MS = 5_000;
 const STATE_REFRESH_MS = 1_000;
 const WAITER_POLL_MS = 100;
-const PUBLISH_TIMEOUT_MS = 30_000;
+/** An append not acked by then fails (ingest answers 503, the client retries). */
+const PUBLISH_TIMEOUT_MS = 10_000;
 const ACK_TIMEOUT_MS = 10_000;
 const CONSUME_BATCH = 256;
 /** Room left in max_payload for headers (chunk + message id) and the subject. */
@@ -90,6 +91,8 @@ class RecordFeed {
   pendingHint: number;
   /** Stream sequence of the newest message received (chunks included): the stream position this session reached. */
   seen: number;
+  /** Offset after the newest record that started (a record's later chunks do not move it). */
+  recordsEnd: number;
   private readCursor: number;
   private readBytes = 0;
   private unreadBytes = 0;
@@ -113,6 +116,7 @@ class RecordFeed {
     this.readCursor = from;
     this.pendingHint = pendingHint;
     this.seen = from;
+    this.recordsEnd = from;
     this.pump = this.run();
   }
 
@@ -137,6 +141,7 @@ class RecordFeed {
   private accept(m: JsMsg): void {
     const offset = m.seq - 1;
     const chunk = m.headers?.get(CHUNK_HEADER);
+    if (!chunk || chunk.startsWith('0/')) this.recordsEnd = Math.max(this.recordsEnd, m.seq);
     if (!chunk) {
       this.assembling.push({ offset, payload: Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), bytes: m.data.byteLength });
     } else {
@@ -207,6 +212,19 @@ class RecordFeed {
     const out: BusRecord[] = [];
     for (; i < this.records.length && out.length < max && this.records[i]!.offset < until; i++) out.push(this.records[i]!);
     return out;
+  }
+
+  /**
+   * The highest stream sequence a consumer done with every record below `next` may ack: up to the first record (or
+   * record being assembled) at or after `next`, else everything this session received (a done record's later chunks).
+   */
+  ackableTo(next: number): number {
+    if (next < this.keptFrom) return next;
+    let limit = this.seen;
+    const i = lowerBound(this.records, next);
+    if (i < this.records.length) limit = Math.min(limit, this.records[i]!.offset);
+    for (const g of this.assembling) if (g.offset >= next) limit = Math.min(limit, g.offset);
+    return Math.max(limit, next);
   }
 
   /** Whether a record at or after `offset` is buffered. */
@@ -359,14 +377,16 @@ export class JetStreamBus implements Bus {
         info = await jsm.streams.info(stream);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        info = await jsm.streams.add({
+        const config = {
           name: stream,
           subjects: [`${stream.toLowerCase()}.*`],
           storage: StorageType.File,
           retention: RetentionPolicy.Limits,
           discard: DiscardPolicy.Old,
           duplicate_window: (opts.duplicateWindowMs ?? DEFAULT_DUPLICATE_WINDOW_MS) * 1_000_000,
-        });
+        };
+        // Another process starting at the same time may create it first: then use theirs.
+        info = await jsm.streams.add(config).catch(() => jsm.streams.info(stream));
       }
       const bus = new JetStreamBus(nc, jetstream(nc), jsm, opts, { first: info.state.first_seq, last: info.state.last_seq });
       if (opts.consumer) await bus.startDurable(opts.consumer.name);
@@ -436,6 +456,16 @@ export class JetStreamBus implements Bus {
       (m) => this.tracked(m),
       async () => undefined,
     );
+  }
+
+  /** The consume session ended by itself (consumer deleted, connection trouble): a new one, from the ack floor. */
+  private async restartDurable(): Promise<void> {
+    const ended = this.durable!;
+    this.unacked = [];
+    this.replayed = null;
+    await this.stopReplay();
+    await ended.stop();
+    await this.startDurable(this.opts.consumer!.name);
   }
 
   private get bufferBytes(): number {
@@ -521,6 +551,9 @@ export class JetStreamBus implements Bus {
   }
 
   endOffset(): number {
+    // A consumer that received the whole stream: the end is after the newest record, not after its last chunk.
+    const feed = this.durable;
+    if (feed && !this.filter && feed.seen >= this.knownEnd) return Math.min(this.knownEnd, feed.recordsEnd);
     return this.knownEnd;
   }
 
@@ -533,6 +566,7 @@ export class JetStreamBus implements Bus {
     const from = Math.max(fromOffset, this.knownStart, 0);
     if (maxRecords <= 0) return [];
     if (this.durable) {
+      if (this.durable.ended) await this.restartDurable();
       const done = this.replayed;
       if (from < this.durable.keptFrom && !(done && done.until === this.durable.keptFrom && from >= done.from)) {
         const replayed = await this.readReplay(from, maxRecords, this.durable.keptFrom);
@@ -653,12 +687,14 @@ export class JetStreamBus implements Bus {
       throw new Error(`this bus commits only for its bound consumer (${this.opts.consumer?.name ?? 'none'}), not ${consumer}`);
     }
     if (this.closing) throw new Error('bus is closed');
-    // Message with sequence nextOffset is the record at offset nextOffset - 1: the last one done.
+    // Message with sequence nextOffset is the record at offset nextOffset - 1, the last one done; the done records'
+    // later chunks (sequences past it) are acked with them.
+    const ackTo = this.durable.ackableTo(nextOffset);
     let lo = 0;
     let hi = this.unacked.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.unacked[mid]![0] <= nextOffset) lo = mid + 1;
+      if (this.unacked[mid]![0] <= ackTo) lo = mid + 1;
       else hi = mid;
     }
     if (nextOffset > this.durable.fetchedTo) this.commitAhead = Math.max(this.commitAhead, nextOffset);

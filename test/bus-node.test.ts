@@ -1,5 +1,6 @@
-// A whole node on the JetStream bus (CAUSALITY_BUS): HTTP ingest → stream → the sink and detector threads bound to
-// their durable consumers → Parquet → SQL; a restart resumes from the committed positions without duplicates.
+// A whole node on each bus: HTTP ingest → the embedded log (threads served over a MessagePort) or a JetStream stream
+// (CAUSALITY_BUS: the sink and detector threads bound to their durable consumers) → Parquet → SQL; a restart resumes
+// from the committed positions without duplicates.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -8,14 +9,14 @@ import { startTestNode } from './helpers.js';
 
 const NATS_SERVERS = process.env.TEST_NATS_URL ?? 'nats://127.0.0.1:4222';
 
-test('a node on NATS JetStream stores every acknowledged event once, across a restart', async () => {
+for (const kind of ['embedded', 'nats'] as const) test(`a node on the ${kind} bus stores every acknowledged event once, across a restart`, async () => {
   const stream = `TEST_NODE_${process.pid}_${randomBytes(3).toString('hex')}`;
-  const env = { CAUSALITY_BUS: NATS_SERVERS, CAUSALITY_BUS_STREAM: stream };
+  const env: Record<string, string> = kind === 'nats' ? { CAUSALITY_BUS: NATS_SERVERS, CAUSALITY_BUS_STREAM: stream } : {};
   let t = await startTestNode(env);
   const dataDir = t.dataDir;
   try {
     const health = await t.get<{ bus: { kind: string } }>('/healthz');
-    assert.equal(health.body.bus.kind, 'nats');
+    assert.equal(health.body.bus.kind, kind);
     const batch = (n: number) => ({ events: Array.from({ length: n }, (_, i) => ({ eventId: randomUUID(), deviceId: `dev-${i % 3}`, screenView: { screenName: 'Home' } })) });
     const first = batch(30);
     assert.equal((await t.post('/v1/events/batch', first, { key: t.keys.appA })).status, 202);
@@ -35,6 +36,6 @@ test('a node on NATS JetStream stores every acknowledged event once, across a re
     assert.deepEqual(r.rows[0]!.map(Number), [43, 43]);
   } finally {
     await t.close();
-    await JetStreamBus.deleteStream(NATS_SERVERS, stream);
+    if (kind === 'nats') await JetStreamBus.deleteStream(NATS_SERVERS, stream);
   }
 });
