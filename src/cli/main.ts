@@ -47,6 +47,7 @@ async function runNode(o: RunOptions): Promise<void> {
   }
   const node = await startNode(config);
   process.stdout.write(`Causality listening on ${node.url} (roles: ${[...node.roles].join(', ')}; data in ${config.dataDir})\n`);
+  if (node.roles.has('query')) process.stdout.write(`Web UI: ${node.url.replace('://0.0.0.0', '://localhost')}/ui/ (sign in with the admin key)\n`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
