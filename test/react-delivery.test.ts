@@ -170,10 +170,12 @@ for (const backend of backends()) {
       await waitFor('all recorded as delivered', async () => (await r.outbox.stats()).delivered === 5, 10_000);
       await d.stop();
       const at = receiver.requests.map((q) => q.at);
-      // Sends are spaced at dispatch; arrivals carry scheduling jitter, so check the cumulative pace (an uncapped
-      // dispatcher would deliver all five within a few milliseconds).
+      // Sends are spaced at dispatch; arrivals carry scheduling jitter (on a loaded machine one arrival can lag by
+      // tens of ms and bunch with the next), so check the pace over all five: 400 ms when capped, less than 100 ms of
+      // it lost to jitter, against a few milliseconds for an uncapped dispatcher.
       assert.equal(at.length, 5);
-      for (let i = 1; i < at.length; i++) assert.ok(at[i]! - at[0]! >= i * 100 - 25, `request ${i} came ${at[i]! - at[0]!} ms after the first (cap: one per 100 ms)`);
+      const span = at[4]! - at[0]!;
+      assert.ok(span >= 300, `five requests within ${span} ms (cap: one per 100 ms, so about 400 ms)`);
       await receiver.close();
       await r.close();
     });
