@@ -2,15 +2,12 @@
 // those date partitions. Sound, not clever: a bound is taken only from `ts <op> constant` conjuncts of the WHERE of
 // every SELECT that reads events directly; any other use of events (a join, a CTE named events, OR, a computed
 // bound) leaves that side open. `date` partitions hold the UTC day of `ts`, so a day bound on ts is one on date.
+import { walk, type Node } from './sql-guard.js';
 
 export interface DateBounds {
   /** Inclusive UTC days, YYYY-MM-DD. */
   fromDate?: string;
   toDate?: string;
-}
-
-interface Node {
-  [k: string]: unknown;
 }
 
 /** A literal day or naive timestamp (no zone: a zone could move it to another UTC day). */
@@ -107,11 +104,3 @@ function dayOf(n: unknown): string | null {
   return DAY_LITERAL.exec(value.value.trim())?.[1] ?? null;
 }
 
-function walk(node: unknown, visit: (n: Node) => void): void {
-  if (Array.isArray(node)) {
-    for (const c of node) walk(c, visit);
-  } else if (node && typeof node === 'object') {
-    visit(node as Node);
-    for (const v of Object.values(node)) if (v && typeof v === 'object') walk(v, visit);
-  }
-}

@@ -10,7 +10,8 @@ const DENIED_FUNCTIONS = new Set(['getenv', 'current_setting', 'read_text', 'rea
 
 export type GuardResult = { ok: true; tables: Set<string> } | { ok: false; code: 'read_only' | 'sql_error' | 'forbidden_table' | 'forbidden_function'; message: string };
 
-interface Node {
+/** A node of DuckDB's serialised parse tree (json_serialize_sql). */
+export interface Node {
   [k: string]: unknown;
 }
 
@@ -69,7 +70,8 @@ function collectCteNames(node: unknown, out: Set<string>): void {
   });
 }
 
-function walk(node: unknown, visit: (n: Node) => void): void {
+/** Visits every object of a serialised parse tree, depth first. */
+export function walk(node: unknown, visit: (n: Node) => void): void {
   if (Array.isArray(node)) {
     for (const c of node) walk(c, visit);
   } else if (node && typeof node === 'object') {
