@@ -16,6 +16,9 @@ export interface AppendOptions {
 }
 
 export interface Bus {
+  /** The bus drops a payload whose message id it saw recently (JetStream); others ignore ids, so callers skip them. */
+  readonly deduplicatesById?: boolean;
+
   /**
    * Appends payloads in order and resolves only once they are durable (fsynced / acked).
    * Concurrent calls are group-committed. Resolves with the offset of the first payload.

@@ -317,6 +317,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 export class JetStreamBus implements Bus {
+  readonly deduplicatesById = true;
   readonly stream: string;
   readonly partitions: number;
   private readonly subjectPrefix: string;

@@ -74,15 +74,16 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
         // appending only its partition's events (the others' ids are null), so one detector sees all of a device.
         const byPartition = splitByPartition(checks, ids);
         const payloads: Buffer[] = [];
-        const msgIds: string[] = [];
+        // Message ids only where the bus deduplicates by them: a digest per request is wasted on the embedded log.
+        const msgIds: string[] | undefined = bus.deduplicatesById ? [] : undefined;
         const partitions: Array<number | undefined> = [];
         for (const [partition, partIds] of byPartition) {
           payloads.push(encodeIngestRecord({ ...base, ids: partIds }, rawBody));
-          msgIds.push(recordMessageId(base.keyAppId, apps, partIds));
+          msgIds?.push(recordMessageId(base.keyAppId, apps, partIds));
           partitions.push(partition);
         }
         try {
-          await bus.appendDurably(payloads, { ids: msgIds, partitions });
+          await bus.appendDurably(payloads, msgIds ? { ids: msgIds, partitions } : { partitions });
         } catch (err) {
           throw unavailable((err as Error).message);
         }
