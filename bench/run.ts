@@ -4,6 +4,7 @@
 //   BENCH_QUERY_RUNS timed runs per query after one warm-up (default 9, at least 7)
 //   BENCH_BATCH_CONCURRENCY / BENCH_SINGLE_CONCURRENCY  comma lists of in-flight requests to try (default 32,64 / 128,256)
 //   BENCH_KEEP=1    keep the temporary data directory
+//   BENCH_WAREHOUSE_DIR  generate the warehouse part's events there once, reuse them on later runs
 //   BENCH_NATS_URL  NATS server for the ingest batch phase on JetStream (default nats://127.0.0.1:4222; `off` skips it)
 //   --only ingest,ingest-nats,detect,react,warehouse,demo (a comma list; default all; ingest-nats = only the embedded and
 //          NATS batch phases, for the NATS/embedded ratio)
@@ -266,7 +267,7 @@ async function main(): Promise<void> {
     }
     if (!only || only.has('warehouse')) {
       say(`\n== warehouse + queries (${events.toLocaleString('en-US')} events) ==`);
-      const wh = await runWarehouseBench({ events, days: 30, devices: 20_000, runs: queryRuns, tmpDir, say, uiRuns: 5 });
+      const wh = await runWarehouseBench({ events, days: 30, devices: 20_000, runs: queryRuns, tmpDir, say, uiRuns: 5, ...(process.env.BENCH_WAREHOUSE_DIR ? { reuseDir: process.env.BENCH_WAREHOUSE_DIR } : {}) });
       results.warehouse = wh;
       for (const q of wh.metricsEndpoints) {
         results.bars.push({ name: `${q.name} over 30 days, ${n(wh.events)} events`, value: q.causality.p50, unit: 'ms p50', target: '< 300', pass: q.causality.p50 < 300 });

@@ -2,7 +2,7 @@
 // dedupe, durable ingest records) → SegmentedLog → the node's WarehouseSink (zstd Parquet) → compaction — then query
 // latency over HTTP (metrics endpoints and POST /v1/query) against the same SQL on a fresh raw DuckDB over the same files.
 import { createHash } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { Presets, SingleBar } from 'cli-progress';
@@ -36,6 +36,8 @@ export interface WarehouseOptions {
   say: (line: string) => void;
   /** Timed loads of every web UI page over the same warehouse (0 = none). */
   uiRuns?: number;
+  /** Generate into this directory once, and reuse what it holds on later runs (BENCH_WAREHOUSE_DIR). */
+  reuseDir?: string;
 }
 
 export interface Timing {
@@ -295,12 +297,23 @@ function canonical(rows: unknown[][]): string {
 
 export async function runWarehouseBench(o: WarehouseOptions): Promise<WarehouseReport> {
   const allStarted = Date.now();
-  const dataDir = join(o.tmpDir, 'warehouse-bench');
-  const endMs = Date.now() - 60_000;
-  const startMs = endMs - o.days * DAY;
-  o.say(`  generating ${o.events.toLocaleString('en-US')} events over ${o.days} days, ${o.devices} devices, apps ${APPS.join(', ')}`);
-  const gen = await generateLog(o, dataDir, startMs, endMs);
-  o.say(`  log written: ${(gen.logBytes / 1e9).toFixed(2)} GB in ${gen.seconds.toFixed(1)} s (${Math.round(o.events / gen.seconds).toLocaleString('en-US')} ev/s)`);
+  // BENCH_WAREHOUSE_DIR keeps the generated data between runs: a second run reuses it (same events, same range).
+  const dataDir = o.reuseDir ?? join(o.tmpDir, 'warehouse-bench');
+  const rangeFile = join(dataDir, 'bench-range.json');
+  const reused = o.reuseDir ? await readFile(rangeFile, 'utf8').then((t) => JSON.parse(t) as { startMs: number; endMs: number; events: number; seconds: number; logBytes: number }, () => null) : null;
+  if (reused && reused.events !== o.events) throw new Error(`${dataDir} holds ${reused.events} generated events, not BENCH_EVENTS=${o.events}`);
+  const endMs = reused?.endMs ?? Date.now() - 60_000;
+  const startMs = reused?.startMs ?? endMs - o.days * DAY;
+  let gen: { seconds: number; logBytes: number };
+  if (reused) {
+    gen = reused;
+    o.say(`  reusing ${o.events.toLocaleString('en-US')} events generated in ${dataDir} (${new Date(startMs).toISOString()} … ${new Date(endMs).toISOString()})`);
+  } else {
+    o.say(`  generating ${o.events.toLocaleString('en-US')} events over ${o.days} days, ${o.devices} devices, apps ${APPS.join(', ')}`);
+    gen = await generateLog(o, dataDir, startMs, endMs);
+    if (o.reuseDir) await writeFile(rangeFile, JSON.stringify({ startMs, endMs, events: o.events, ...gen }));
+    o.say(`  log written: ${(gen.logBytes / 1e9).toFixed(2)} GB in ${gen.seconds.toFixed(1)} s (${Math.round(o.events / gen.seconds).toLocaleString('en-US')} ev/s)`);
+  }
 
   const { config } = loadConfig(
     { dataDir, port: 0, host: '127.0.0.1' },

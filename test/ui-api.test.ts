@@ -1,5 +1,5 @@
 // The routes the web UI added, over real HTTP: saved queries (scoped per app), who-am-I with masked keys, the
-// overview's events endpoint (checked with SQL), rule backtests over the warehouse, and the metrics analysis
+// overview's endpoints (checked with SQL and with each other), rule backtests over the warehouse, and the metrics analysis
 // (band, crash, ranked changes, cost; sensitivity changes the verdict). Plus the static UI routes on a temp build.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -70,6 +70,36 @@ describe('UI backend routes', () => {
     const b = await t.get('/v1/metrics/events', { key: t.keys.appB });
     assert.equal(b.body.events, 7);
     assert.equal((await t.get('/v1/metrics/events?app_id=appA', { key: t.keys.appB })).status, 403);
+  });
+
+  test('metrics/overview: one answer agrees with the separate endpoints and with SQL, per app', async () => {
+    const from = new Date(Date.now() - DAY).toISOString();
+    const to = new Date(Math.ceil(Date.now() / 60_000) * 60_000 + 60_000).toISOString();
+    const q = `from=${from}&to=${to}`;
+    for (const key of [t.keys.appA, t.keys.admin]) {
+      const ov = await t.get(`/v1/metrics/overview?${q}&limit=3`, { key });
+      assert.equal(ov.status, 200, ov.text);
+      const [ev, uu, pv, top] = await Promise.all(
+        ['events', 'unique-users', 'pageviews', 'top-pages'].map((p) => t.get(`/v1/metrics/${p}?${q}&limit=3`, { key }).then((r) => r.body)),
+      );
+      assert.equal(ov.body.events, ev.events);
+      assert.deepEqual(ov.body.by_type, ev.by_type);
+      assert.deepEqual(ov.body.over_time, ev.over_time);
+      assert.equal(ov.body.bucket, ev.bucket);
+      assert.deepEqual([ov.body.unique_users, ov.body.unique_devices], [uu.unique_users, uu.unique_devices]);
+      assert.equal(ov.body.pageviews, pv.pageviews);
+      assert.deepEqual(ov.body.top_pages, top.pages);
+      assert.ok(ov.body.top_pages.length > 0 && ov.body.top_pages.length <= 3);
+      // The live part: per minute over the last hour of the range, exactly what SQL counts there.
+      assert.equal(Date.parse(ov.body.live.to) - Date.parse(ov.body.live.from), 3_600_000);
+      const sql = await t.sql(`SELECT count(*)::INT FROM events WHERE ts >= epoch_ms(${Date.parse(ov.body.live.from)}) AND ts < epoch_ms(${Date.parse(ov.body.live.to)})`, key);
+      assert.equal(ov.body.live.events, sql.rows[0]![0]);
+      assert.equal(ov.body.live.over_time.reduce((a: number, p: { events: number }) => a + p.events, 0), ov.body.live.events);
+    }
+    const a = await t.get(`/v1/metrics/overview?${q}`, { key: t.keys.appA });
+    assert.equal(a.body.events, 42);
+    assert.equal((await t.get('/v1/metrics/overview?app_id=appA', { key: t.keys.appB })).status, 403);
+    assert.equal((await t.get('/v1/metrics/overview?from=yesterday', { key: t.keys.appA })).status, 400);
   });
 
   test('rules backtest: an invalid rule names its field; a valid one reports hits, entities and samples; admin only', async () => {

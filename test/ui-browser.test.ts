@@ -203,7 +203,7 @@ describe('web UI in Chromium', { skip: !existsSync(CHROMIUM) ? `${CHROMIUM} not 
     await shot('1-overview');
     // The last hour: fewer events, exactly those of the window the page asked for.
     const lastHour = (u: URL) => Date.parse(u.searchParams.get('to')!) - Date.parse(u.searchParams.get('from')!) === HOUR;
-    const answer = page.waitForResponse((r) => r.url().includes('/v1/metrics/events') && lastHour(new URL(r.url())));
+    const answer = page.waitForResponse((r) => r.url().includes('/v1/metrics/overview') && lastHour(new URL(r.url())));
     await page.getByLabel('Time range').selectOption('1h');
     const body = await (await answer).json();
     await waitFor('the last-hour count', async () => (await num('stat-events')) === body.events);

@@ -1,5 +1,6 @@
 // Overview: live events per minute (last hour, refreshed), and for the picked range the events, unique users, page
-// views, events by type and over time, and the top screens/pages. Only the cached, date-bounded metrics endpoints.
+// views, events by type and over time, and the top screens/pages. One request (one scan) loads the page; the live
+// chart then refreshes from the small last-hour events endpoint.
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { api, qs } from '../api';
 import { TimeChart } from '../chart';
@@ -20,8 +21,17 @@ interface EventsAnswer {
   bucket: string;
   from: string;
   to: string;
-  by_type: Array<{ type: string; events: number }>;
   over_time: Array<{ t: string; events: number }>;
+}
+
+/** GET /v1/metrics/overview: every figure of the page from one scan of the range. */
+interface OverviewAnswer extends EventsAnswer {
+  pageviews: number;
+  unique_users: number;
+  unique_devices: number;
+  by_type: Array<{ type: string; events: number }>;
+  top_pages: Array<{ page: string; views: number }>;
+  live: EventsAnswer;
 }
 
 /** The range ends at the next whole minute, so repeated loads within a minute hit the server's cache. */
@@ -45,7 +55,7 @@ function filled(a: EventsAnswer): { x: number[]; y: number[] } {
 
 export default function Overview({ app }: PageProps) {
   const [range, setRange] = useState(() => sessionStorage.getItem('causality.range') ?? '24h');
-  const [data, setData] = useState<{ ev: EventsAnswer; uu: any; pv: any; top: any } | null>(null);
+  const [data, setData] = useState<OverviewAnswer | null>(null);
   const [live, setLive] = useState<EventsAnswer | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [loading, setLoading] = useState(false);
@@ -53,30 +63,33 @@ export default function Overview({ app }: PageProps) {
   useEffect(() => {
     sessionStorage.setItem('causality.range', range);
     const w = window(RANGES.find((r) => r.id === range)!.ms);
-    const q = qs({ ...w, app_id: app || undefined });
     setLoading(true);
     setError(null);
-    Promise.all([api<EventsAnswer>(`/v1/metrics/events${q}`), api(`/v1/metrics/unique-users${q}`), api(`/v1/metrics/pageviews${q}`), api(`/v1/metrics/top-pages${q}&limit=10`)])
-      .then(([ev, uu, pv, top]) => setData({ ev, uu, pv, top }), setError)
+    api<OverviewAnswer>(`/v1/metrics/overview${qs({ ...w, app_id: app || undefined, limit: 10 })}`)
+      .then((a) => {
+        setData(a);
+        setLive(a.live);
+      }, setError)
       .finally(() => setLoading(false));
   }, [range, app]);
 
   useEffect(() => {
     let stop = false;
-    const load = () =>
-      api<EventsAnswer>(`/v1/metrics/events${qs({ ...window(3_600_000), app_id: app || undefined })}`).then(
-        (a) => !stop && setLive(a),
-        () => undefined,
-      );
-    load();
-    const timer = setInterval(load, 15_000);
+    const timer = setInterval(
+      () =>
+        api<EventsAnswer>(`/v1/metrics/events${qs({ ...window(3_600_000), app_id: app || undefined })}`).then(
+          (a) => !stop && setLive(a),
+          () => undefined,
+        ),
+      15_000,
+    );
     return () => {
       stop = true;
       clearInterval(timer);
     };
   }, [app]);
 
-  const series = useMemo(() => (data ? filled(data.ev) : null), [data]);
+  const series = useMemo(() => (data ? filled(data) : null), [data]);
   const liveSeries = useMemo(() => (live ? filled(live) : null), [live]);
   // The last whole minute (the current one is still filling).
   const perMinute = liveSeries && liveSeries.y.length > 1 ? liveSeries.y[liveSeries.y.length - 2]! : null;
@@ -103,24 +116,24 @@ export default function Overview({ app }: PageProps) {
       <ErrorBox error={error} />
       <div class="grid grid-4">
         <Stat label="Events / min (live)" value={perMinute === null ? '–' : fmtInt(perMinute)} sub="last whole minute, refreshed every 15 s" testid="live-rate" />
-        <Stat label="Events" value={data ? fmtInt(data.ev.events) : '–'} sub={rangeLabel} testid="stat-events" />
-        <Stat label="Unique users" value={data ? fmtInt(data.uu.unique_users) : '–'} sub={data ? `${fmtInt(data.uu.unique_devices)} devices` : ''} testid="stat-users" />
-        <Stat label="Page & screen views" value={data ? fmtInt(data.pv.pageviews) : '–'} sub={rangeLabel} testid="stat-views" />
+        <Stat label="Events" value={data ? fmtInt(data.events) : '–'} sub={rangeLabel} testid="stat-events" />
+        <Stat label="Unique users" value={data ? fmtInt(data.unique_users) : '–'} sub={data ? `${fmtInt(data.unique_devices)} devices` : ''} testid="stat-users" />
+        <Stat label="Page & screen views" value={data ? fmtInt(data.pageviews) : '–'} sub={rangeLabel} testid="stat-views" />
       </div>
       <div class="grid grid-2">
         <Card title="Events per minute · last hour" id="live">
           {liveSeries ? <TimeChart title="Events per minute over the last hour" x={liveSeries.x} lines={[{ label: 'events/min', values: liveSeries.y, color: '#1f6feb', width: 2 }]} height={200} /> : <p class="muted">Loading…</p>}
         </Card>
-        <Card title={`Events per ${data?.ev.bucket ?? 'bucket'} · ${rangeLabel}`} id="over-time">
+        <Card title={`Events per ${data?.bucket ?? 'bucket'} · ${rangeLabel}`} id="over-time">
           {series ? <TimeChart title="Events over the picked range" x={series.x} lines={[{ label: 'events', values: series.y, color: '#8250df', width: 2 }]} height={200} /> : <p class="muted">Loading…</p>}
         </Card>
       </div>
       <div class="grid grid-2">
         <Card title="Events by type" id="by-type">
-          {data && (data.ev.by_type.length ? <Bars label="Events by type" items={data.ev.by_type.slice(0, 15).map((t) => ({ name: t.type, value: t.events }))} /> : <p class="muted">No events in this range.</p>)}
+          {data && (data.by_type.length ? <Bars label="Events by type" items={data.by_type.slice(0, 15).map((t) => ({ name: t.type, value: t.events }))} /> : <p class="muted">No events in this range.</p>)}
         </Card>
         <Card title="Top screens and pages" id="top-pages">
-          {data && (data.top.pages.length ? <Bars label="Top screens and pages" items={data.top.pages.map((p: any) => ({ name: p.page, value: p.views }))} /> : <p class="muted">No page or screen views in this range.</p>)}
+          {data && (data.top_pages.length ? <Bars label="Top screens and pages" items={data.top_pages.map((p) => ({ name: p.page, value: p.views }))} /> : <p class="muted">No page or screen views in this range.</p>)}
         </Card>
       </div>
     </div>
