@@ -52,6 +52,11 @@ export async function measureUiPages(url: string, adminKey: string, runs: number
     };
     page.on('requestfinished', done);
     page.on('requestfailed', done);
+    // A page whose data did not load has not loaded: an API error fails the measurement.
+    const apiErrors: string[] = [];
+    page.on('response', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/v1/') && r.status() >= 400) apiErrors.push(`${r.status()} ${new URL(r.url()).pathname}`);
+    });
 
     const load = async (path: string, heading: string): Promise<{ ms: number; api: number }> => {
       inflight = 0;
@@ -62,6 +67,7 @@ export async function measureUiPages(url: string, adminKey: string, runs: number
         if (Date.now() > deadline) throw new Error(`${path}: API requests still in flight after 60 s`);
         await new Promise((r) => setTimeout(r, 25));
       }
+      if (apiErrors.length) throw new Error(`${path}: API answered ${apiErrors.splice(0).join(', ')}`);
       return page.evaluate<{ ms: number; api: number }>(`(() => {
         const nav = performance.getEntriesByType('navigation')[0];
         const api = performance.getEntriesByType('resource').filter((e) => new URL(e.name).pathname.startsWith('/v1/'));
