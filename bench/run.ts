@@ -146,8 +146,10 @@ function markdown(r: Results): string {
       `${wh.apps.length} apps (${wh.apps.join(', ')}), ${n(wh.devices)} devices, ${wh.days} days (${wh.range.from} … ${wh.range.to}). ` +
         `Generation (ingest pipeline → SegmentedLog: ${n(wh.log.records)} records, ${n(wh.log.bytesPerEvent)} B/event on the log) ${wh.timings.generateSeconds.toFixed(1)} s ` +
         `(${n(Math.round(wh.events / wh.timings.generateSeconds))} ev/s); node start ${wh.timings.nodeStartSeconds.toFixed(1)} s; ` +
-        `sink to Parquet ${wh.timings.sinkSeconds.toFixed(1)} s (${n(Math.round(wh.events / wh.timings.sinkSeconds))} ev/s, ${wh.sinkFiles} files); ` +
-        `compaction ${wh.timings.compactSeconds.toFixed(1)} s (${wh.compactions} partitions → ${wh.bytes.liveFiles} files in ${wh.partitions} partitions). ` +
+        (wh.reusedFrom
+          ? `generated, sunk and compacted by an earlier run in ${wh.reusedFrom} (BENCH_WAREHOUSE_DIR): ${wh.bytes.liveFiles} files in ${wh.partitions} partitions. `
+          : `sink to Parquet ${wh.timings.sinkSeconds.toFixed(1)} s (${n(Math.round(wh.events / wh.timings.sinkSeconds))} ev/s, ${wh.sinkFiles} files); ` +
+            `compaction ${wh.timings.compactSeconds.toFixed(1)} s (${wh.compactions} partitions → ${wh.bytes.liveFiles} files in ${wh.partitions} partitions). `) +
         `Warehouse: ${n(wh.bytes.liveBytes)} bytes, **${wh.bytes.bytesPerEventLive} B/event**.`,
       '',
     );

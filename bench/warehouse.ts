@@ -66,6 +66,8 @@ export interface WarehouseReport {
   devices: number;
   apps: string[];
   timings: { generateSeconds: number; sinkSeconds: number; compactSeconds: number; nodeStartSeconds: number; totalSeconds: number };
+  /** The events were generated, sunk and compacted by an earlier run in this directory (BENCH_WAREHOUSE_DIR). */
+  reusedFrom?: string;
   log: { bytes: number; bytesPerEvent: number; records: number };
   sinkFiles: number;
   compactions: number;
@@ -451,6 +453,7 @@ export async function runWarehouseBench(o: WarehouseOptions): Promise<WarehouseR
         nodeStartSeconds,
         totalSeconds: (Date.now() - allStarted) / 1000,
       },
+      ...(reused ? { reusedFrom: dataDir } : {}),
       log: { bytes: gen.logBytes, bytesPerEvent: Math.round(gen.logBytes / Math.max(1, o.events)), records: sinkRecords },
       sinkFiles,
       compactions,
