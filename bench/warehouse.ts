@@ -219,13 +219,13 @@ async function generateLog(o: WarehouseOptions, dataDir: string, startMs: number
     };
     const body = Buffer.from(JSON.stringify({ events }));
     requests.push(
-      ingest(checkBody('batch', { events }, facts, 1000).checks, facts, 'batch', body).then((results) => {
-        for (const r of results) {
-          if (r.status === 'accepted') continue;
-          notAccepted++;
-          firstProblem ||= JSON.stringify(r);
-        }
-      }),
+      (async () => {
+        const checked = checkBody('batch', { events }, facts, 1000);
+        const outcome = await ingest(checked, facts, 'batch', body);
+        if (outcome.accepted === checked.count) return;
+        notAccepted += checked.count - outcome.accepted;
+        firstProblem ||= JSON.stringify({ duplicate: outcome.duplicate, errors: checked.errors });
+      })(),
     );
     if (requests.length >= IN_FLIGHT) {
       const wait = requests;

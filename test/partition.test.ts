@@ -20,8 +20,8 @@ test('checkBody tags events with their device partition only when the bus is par
     { type: 'screenView', appId: 'demo', deviceId: 'dev-a', screenView: { screenName: 'Cart' } },
   ];
   const one = checkBody('batch', { events }, facts as never, 100);
-  assert.ok(one.checks.every((c) => !('partition' in c)));
+  assert.equal(one.partitions, null);
   const four = checkBody('batch', { events }, facts as never, 100, 4);
-  const parts = four.checks.map((c) => ('partition' in c ? c.partition : -1));
+  const parts = [...four.partitions!];
   assert.deepEqual(parts, [partitionOf('dev-a', 4), partitionOf('dev-b', 4), partitionOf('dev-a', 4)]);
 });

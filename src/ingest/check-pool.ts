@@ -27,7 +27,7 @@ export class CheckPool {
         const p = this.waiting.get(r.id);
         if (!p) return;
         this.waiting.delete(r.id);
-        if (r.ok) p.resolve({ checks: r.checks, singular: r.singular });
+        if (r.ok) p.resolve(r.body);
         else p.reject(new HttpError(r.status, r.code, r.message, r.field));
       });
       w.on('error', (err) => {

@@ -4,7 +4,7 @@ import { parentPort } from 'node:worker_threads';
 import type { RequestFacts } from '../event/envelope.js';
 import type { IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
-import { checkBody, parseJsonBody } from './check-body.js';
+import { checkBody, parseJsonBody, type CheckedBody } from './check-body.js';
 
 export interface CheckRequest {
   id: number;
@@ -17,7 +17,7 @@ export interface CheckRequest {
 
 export type CheckReply =
   | { id: 0; ready: true }
-  | { id: number; ok: true; checks: ReturnType<typeof checkBody>['checks']; singular: boolean }
+  | { id: number; ok: true; body: CheckedBody }
   | { id: number; ok: false; status: number; code: string; message: string; field?: string };
 
 parentPort!.postMessage({ id: 0, ready: true } satisfies CheckReply);
@@ -26,11 +26,10 @@ parentPort!.on('message', (m: CheckRequest) => {
   let reply: CheckReply;
   try {
     const body = Buffer.from(m.body.buffer, m.body.byteOffset, m.body.byteLength);
-    const r = checkBody(m.route, parseJsonBody(body), m.facts, m.maxEvents, m.partitions);
-    reply = { id: m.id, ok: true, checks: r.checks, singular: r.singular };
+    reply = { id: m.id, ok: true, body: checkBody(m.route, parseJsonBody(body), m.facts, m.maxEvents, m.partitions) };
   } catch (err) {
     const e = err instanceof HttpError ? err : new HttpError(400, 'invalid_body', (err as Error).message);
     reply = { id: m.id, ok: false, status: e.status, code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) };
   }
-  parentPort!.postMessage(reply);
+  parentPort!.postMessage(reply, reply.ok ? [reply.body.hashes.buffer as ArrayBuffer] : []);
 });

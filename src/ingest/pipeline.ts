@@ -4,17 +4,25 @@
 import { createHash } from 'node:crypto';
 import type { Bus } from '../bus/bus.js';
 import type { IngestPressure } from '../bus/ingest-pressure.js';
-import type { FieldError, RequestFacts } from '../event/envelope.js';
+import type { RequestFacts } from '../event/envelope.js';
 import { appendedIds, decodeIngestHeader, encodeIngestRecord, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
-import type { EventCheck } from './check-body.js';
+import { appAt, idAt, type CheckedBody } from './check-body.js';
 import { EventIdDedupe } from './dedupe.js';
 
-export type EventResult =
-  | { status: 'accepted'; eventId: string }
-  | { status: 'duplicate'; eventId: string }
-  | { status: 'rejected'; error: FieldError };
+/** What became of each event of a request (IngestOutcome.statuses). */
+export const ACCEPTED = 0;
+export const DUPLICATE = 1;
+export const REJECTED = 2;
+
+export interface IngestOutcome {
+  /** Per event, in request order: ACCEPTED, DUPLICATE or REJECTED (the error is in the CheckedBody). */
+  statuses: Uint8Array;
+  accepted: number;
+  duplicate: number;
+  rejected: number;
+}
 
 export interface IngestDeps {
   bus: Bus;
@@ -24,62 +32,48 @@ export interface IngestDeps {
   pressure?: IngestPressure;
 }
 
-/** `checks` answer the client events of `rawBody`, in order (see checkBody). */
-export type IngestEvents = (checks: EventCheck[], facts: RequestFacts, route: IngestRoute, rawBody: Buffer) => Promise<EventResult[]>;
+/** `body` is the checked form of `rawBody` (checkBody). */
+export type IngestEvents = (body: CheckedBody, facts: RequestFacts, route: IngestRoute, rawBody: Buffer) => Promise<IngestOutcome>;
 
 const unavailable = (detail: string) =>
   new HttpError(503, 'storage_unavailable', `events not stored, retry: ${detail}`, undefined, { 'retry-after': '1' });
 
 export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestDeps): IngestEvents {
-  return async function ingestEvents(checks, facts, route, rawBody) {
-    const results: EventResult[] = new Array(checks.length);
-    const ids: Array<string | null> = new Array(checks.length).fill(null);
-    const apps: Array<string | null> | undefined = facts.appId ? undefined : new Array(checks.length).fill(null);
-    const waits: Array<{ index: number; eventId: string; settled: Promise<boolean> }> = [];
-    // Counted per request, not per event: metric label lookups are costly on the hot path.
-    const rejectedBy = new Map<string, number>();
-    const acceptedBy = new Map<string, number>();
+  return async function ingestEvents(body, facts, route, rawBody) {
+    const statuses = new Uint8Array(body.count);
+    const waits: Array<{ index: number; settled: Promise<boolean> }> = [];
     let accepted = 0;
-    let duplicates = 0;
+    let duplicate = 0;
     let settle!: (durable: boolean) => void;
     const seq = dedupe.startRequest(new Promise<boolean>((r) => (settle = r)));
 
     try {
-      for (let i = 0; i < checks.length; i++) {
-        const c = checks[i]!;
-        if ('error' in c) {
-          results[i] = { status: 'rejected', error: c.error };
-          rejectedBy.set(c.error.code, (rejectedBy.get(c.error.code) ?? 0) + 1);
-          continue;
-        }
-        const { appId, eventId } = c;
-        const claim = dedupe.claim(appId, eventId, seq);
-        if (claim === 'new') {
-          ids[i] = eventId;
-          if (apps) apps[i] = appId;
-          if (apps) acceptedBy.set(appId, (acceptedBy.get(appId) ?? 0) + 1);
-          accepted++;
-          results[i] = { status: 'accepted', eventId };
-        } else if (claim === 'seen' || claim === 'same-request') {
-          results[i] = { status: 'duplicate', eventId };
-          duplicates++;
+      for (const [i] of body.errors) statuses[i] = REJECTED;
+      for (let i = 0; i < body.count; i++) {
+        if (statuses[i] === REJECTED) continue;
+        const claim = dedupe.claim(appAt(body, i)!, body.hashes, i, seq);
+        if (claim === 'new') accepted++;
+        else if (claim === 'seen' || claim === 'same-request') {
+          statuses[i] = DUPLICATE;
+          duplicate++;
         } else {
-          waits.push({ index: i, eventId, settled: claim });
+          statuses[i] = DUPLICATE; // decided below by the other request's outcome
+          waits.push({ index: i, settled: claim });
         }
       }
 
       if (accepted > 0) {
-        const base = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent, ...(apps ? { apps } : {}) };
+        const base = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent };
+        const apps = facts.appId ? undefined : Array.from({ length: body.count }, (_, i) => (statuses[i] === ACCEPTED ? appAt(body, i) : null));
         // A partitioned bus gets one record per partition the request's entities fall in: the same body, each record
         // appending only its partition's events (the others' ids are null), so one detector sees all of a device.
-        const byPartition = splitByPartition(checks, ids);
         const payloads: Buffer[] = [];
         // Message ids only where the bus deduplicates by them: a digest per request is wasted on the embedded log.
         const msgIds: string[] | undefined = bus.deduplicatesById ? [] : undefined;
         const partitions: Array<number | undefined> = [];
-        for (const [partition, partIds] of byPartition) {
-          payloads.push(encodeIngestRecord({ ...base, ids: partIds }, rawBody));
-          msgIds?.push(recordMessageId(base.keyAppId, apps, partIds));
+        for (const [partition, ids] of appendedIdsByPartition(body, statuses)) {
+          payloads.push(encodeIngestRecord({ ...base, ...(apps ? { apps } : {}), ids }, rawBody));
+          msgIds?.push(recordMessageId(base.keyAppId, apps, ids));
           partitions.push(partition);
         }
         try {
@@ -96,33 +90,47 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
       throw err;
     }
     pressure?.add(accepted);
-    if (facts.appId && accepted) metrics.eventsAccepted.inc({ app_id: facts.appId, route }, accepted);
-    for (const [app_id, n] of acceptedBy) metrics.eventsAccepted.inc({ app_id, route }, n);
-    for (const [reason, n] of rejectedBy) metrics.eventsRejected.inc({ reason }, n);
-    if (duplicates) metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' }, duplicates);
+    countOutcome(metrics, body, facts, route, statuses, accepted, duplicate);
 
     // Same id in flight in another request: its outcome decides ours, so a retry is never silently dropped.
     for (const w of waits) {
       if (!(await w.settled)) throw unavailable('the same event id failed to store in a concurrent request');
-      results[w.index] = { status: 'duplicate', eventId: w.eventId };
+      duplicate++;
       metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' });
     }
-    return results;
+    return { statuses, accepted, duplicate, rejected: body.errors.length };
   };
 }
 
-/** The appended ids per partition (one entry, partition undefined, when the checks carry none). */
-function splitByPartition(checks: readonly EventCheck[], ids: ReadonlyArray<string | null>): Array<[number | undefined, Array<string | null>]> {
-  let parts: Map<number, Array<string | null>> | null = null;
-  for (let i = 0; i < checks.length; i++) {
-    const c = checks[i]!;
-    if (ids[i] === null || !('partition' in c) || c.partition === undefined) continue;
-    parts ??= new Map();
-    let p = parts.get(c.partition);
-    if (!p) parts.set(c.partition, (p = new Array<string | null>(ids.length).fill(null)));
-    p[i] = ids[i]!;
+/** Metrics are counted per request, not per event: label lookups are costly on the hot path. */
+function countOutcome(metrics: Metrics, body: CheckedBody, facts: RequestFacts, route: IngestRoute, statuses: Uint8Array, accepted: number, duplicate: number): void {
+  if (facts.appId) {
+    if (accepted) metrics.eventsAccepted.inc({ app_id: facts.appId, route }, accepted);
+  } else if (accepted) {
+    const byApp = new Map<string, number>();
+    for (let i = 0; i < body.count; i++) if (statuses[i] === ACCEPTED) byApp.set(appAt(body, i)!, (byApp.get(appAt(body, i)!) ?? 0) + 1);
+    for (const [app_id, n] of byApp) metrics.eventsAccepted.inc({ app_id, route }, n);
   }
-  if (!parts || parts.size === 0) return [[undefined, ids as Array<string | null>]];
+  if (body.errors.length) {
+    const byReason = new Map<string, number>();
+    for (const [, e] of body.errors) byReason.set(e.code, (byReason.get(e.code) ?? 0) + 1);
+    for (const [reason, n] of byReason) metrics.eventsRejected.inc({ reason }, n);
+  }
+  if (duplicate) metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' }, duplicate);
+}
+
+/** The ids each record appends (null for the events it does not), per partition; one entry, partition undefined, when the bus has one. */
+function appendedIdsByPartition(body: CheckedBody, statuses: Uint8Array): Array<[number | undefined, Array<string | null>]> {
+  const appended = (i: number) => statuses[i] === ACCEPTED;
+  if (!body.partitions) return [[undefined, Array.from({ length: body.count }, (_, i) => (appended(i) ? idAt(body, i) : null))]];
+  const parts = new Map<number, Array<string | null>>();
+  for (let i = 0; i < body.count; i++) {
+    if (!appended(i)) continue;
+    const p = body.partitions[i]!;
+    let ids = parts.get(p);
+    if (!ids) parts.set(p, (ids = new Array<string | null>(body.count).fill(null)));
+    ids[i] = idAt(body, i);
+  }
   return [...parts];
 }
 
