@@ -26,6 +26,8 @@ export interface IngestOptions {
   batchConcurrency: number[];
   singleConcurrency: number[];
   say: (line: string) => void;
+  /** Alternated baseline/causality batch phases (BENCH_INGEST_ROUNDS). */
+  rounds: number;
   /** Also run the batch phase with the node on this NATS JetStream server (CAUSALITY_BUS), right after the embedded one. */
   natsUrl?: string | null;
 }
@@ -72,8 +74,11 @@ export interface IngestReport {
   /** What this disk's write+fdatasync costs on its own, measured before the load (context for the durable figures). */
   disk: DiskFsync;
   concurrency: { batch: number; single: number; sweep: Array<{ shape: string; concurrency: number; eventsPerSecond: number }> };
+  /** The last batch round's (see batchRounds) and the single-event phase. */
   baseline: { batch: LoadResult; single: LoadResult };
   causality: { batch: LoadResult; single: LoadResult };
+  /** Batch phases alternated baseline → causality; ratio.batch is of the summed rates over the rounds. */
+  batchRounds: Array<{ baseline: LoadResult; causality: LoadResult }>;
   ratio: { batch: number; single: number };
   fsync: {
     fsyncCount: number;
@@ -160,6 +165,14 @@ export async function runClient(o: LoadOptions): Promise<LoadResult> {
   const { child, match } = await spawnNode([script, JSON.stringify(o)], process.env, /RESULT (\{.*\})\n/, (o.seconds + o.warmupSeconds + 120) * 1000);
   await child.stop();
   return JSON.parse(match[1]!) as LoadResult;
+}
+
+/** SIGKILL: the bench's own nodes between rounds (nothing to keep, and no shutdown work to compete with the next phase). */
+async function killNow(child: Child): Promise<void> {
+  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
+  const exited = new Promise((r) => child.proc.once('exit', r));
+  child.proc.kill('SIGKILL');
+  await exited;
 }
 
 async function startBaseline(): Promise<{ child: Child; url: string }> {
@@ -351,11 +364,11 @@ export async function runNatsBatchPhase(
  * `--only ingest-nats`: embedded, NATS, embedded, NATS batch phases (alternated, so drifting machine load weighs on
  * both); the ratio is of the summed rates. No baseline, single-event or compaction phases.
  */
-export async function runIngestNatsBench(o: IngestOptions & { natsUrl: string; rounds?: number }): Promise<NatsIngestReport> {
+export async function runIngestNatsBench(o: IngestOptions & { natsUrl: string }): Promise<NatsIngestReport> {
   const concurrency = Math.max(...o.batchConcurrency);
   const rounds: NonNullable<NatsIngestReport['rounds']> = [];
   let last: NatsIngestReport | null = null;
-  for (let round = 0; round < (o.rounds ?? 2); round++) {
+  for (let round = 0; round < o.rounds; round++) {
     const dataDir = join(o.tmpDir, 'ingest');
     const server = await startCausality(dataDir);
     let embedded: LoadResult;
@@ -381,13 +394,21 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
   const disk = await measureFsync(o.tmpDir);
   o.say(`  disk: write+fdatasync 512 B p50 ${disk.smallWriteP50Ms} ms (p95 ${disk.smallWriteP95Ms}), 1 MiB p50 ${disk.mibWriteP50Ms} ms (p95 ${disk.mibWriteP95Ms})`);
 
-  // 1. Baseline: pick the concurrency that maximises it, then the timed runs.
+  // 1. Pick the concurrency that maximises the baseline. 2. Batch phases alternated with the baseline's (rounds), so a
+  // machine whose speed drifts (a shared host) weighs on both sides; the ratio is of the summed rates.
   const sweep: IngestReport['concurrency']['sweep'] = [];
   const baseline = await startBaseline();
-  let baseBatch: LoadResult;
-  let baseSingle: LoadResult;
+  const dataDir = join(o.tmpDir, 'ingest');
+  let server: { child: Child; url: string } | null = null;
+  const batchRounds: IngestReport['batchRounds'] = [];
+  let baseSingle!: LoadResult;
   let batchConc: number;
   let singleConc: number;
+  let cSingle: LoadResult;
+  let metricsText: string;
+  let lag: { committedOffset: number; waitedMs: number };
+  let rows: number;
+  let all: Array<{ key: string; bytes: number }>;
   try {
     const pick = async (shape: 'batch' | 'single', candidates: number[]) => {
       if (candidates.length === 1) return candidates[0]!;
@@ -405,27 +426,28 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
       return best;
     };
     batchConc = await pick('batch', o.batchConcurrency);
-    baseBatch = await runClient(base('batch', baseline.url, 'baseline', batchConc, o.seconds, 1));
-    o.say(`  baseline  batch  c=${batchConc}: ${fmt(baseBatch)}`);
     singleConc = await pick('single', o.singleConcurrency);
-    baseSingle = await runClient(base('single', baseline.url, 'baseline', singleConc, o.seconds, 2));
-    o.say(`  baseline  single c=${singleConc}: ${fmt(baseSingle)}`);
-  } finally {
-    await baseline.child.stop();
-  }
-
-  // 2. Causality, same bodies (same seeds), same concurrency.
-  const dataDir = join(o.tmpDir, 'ingest');
-  const server = await startCausality(dataDir);
-  let cBatch: LoadResult;
-  let cSingle: LoadResult;
-  let metricsText: string;
-  let lag: { committedOffset: number; waitedMs: number };
-  let rows: number;
-  let all: Array<{ key: string; bytes: number }>;
-  try {
-    cBatch = await runClient(base('batch', server.url, 'causality', batchConc, o.seconds, 1));
-    o.say(`  causality batch  c=${batchConc}: ${fmt(cBatch)}`);
+    // Each round's node is fresh and is killed after its phase (no shutdown flush, no catch-up left running), so every
+    // phase, baseline or causality, starts on a quiet machine. The last round's node stays for the single-event phase.
+    for (let round = 1; round <= o.rounds; round++) {
+      const last = round === o.rounds;
+      const b = await runClient(base('batch', baseline.url, 'baseline', batchConc, o.seconds, 1));
+      o.say(`  round ${round}: baseline  batch  c=${batchConc}: ${fmt(b)}`);
+      if (last) {
+        baseSingle = await runClient(base('single', baseline.url, 'baseline', singleConc, o.seconds, 2));
+        o.say(`  baseline  single c=${singleConc}: ${fmt(baseSingle)}`);
+      }
+      await rm(dataDir, { recursive: true, force: true });
+      server = await startCausality(dataDir);
+      const c = await runClient(base('batch', server.url, 'causality', batchConc, o.seconds, 1));
+      o.say(`  round ${round}: causality batch  c=${batchConc}: ${fmt(c)}`);
+      batchRounds.push({ baseline: b, causality: c });
+      if (!last) {
+        await killNow(server.child);
+        server = null;
+      }
+    }
+    if (!server) throw new Error('no rounds');
     // Let the sink catch up with the batch phase, so the single-event phase starts from the same quiet state.
     const caughtUp = await waitSinkLagZero(server.url, 300_000);
     o.say(`  (sink caught up ${caughtUp.waitedMs} ms after the batch phase)`);
@@ -436,8 +458,11 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
     rows = await sqlCount(server.url, 'SELECT count(*) FROM events');
     all = await listParquet(join(dataDir, 'warehouse'));
   } finally {
-    await server.child.stop();
+    await baseline.child.stop();
+    await server?.child.stop();
   }
+  const baseBatch = batchRounds.at(-1)!.baseline;
+  const cBatch = batchRounds.at(-1)!.causality;
 
   let nats: NatsIngestReport | null = null;
   let natsError: string | undefined;
@@ -474,8 +499,10 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
   const fsyncCount = promSum(metricsText, 'causality_bus_fsync_seconds_count');
   const groupCommitRecordsSum = promSum(metricsText, 'causality_bus_group_commit_records_sum');
   const eventsAcceptedServer = promSum(metricsText, 'causality_events_accepted_total');
+  // The server's counters are the last round's node's: compare them with that node's phases.
   const eventsAcceptedClientTimed = cBatch.eventsAccepted + cSingle.eventsAccepted;
   const requestsAckedClientTimed = cBatch.requestsOk + cSingle.requestsOk;
+  const summed = (side: 'baseline' | 'causality') => batchRounds.reduce((a, r) => a + r[side].eventsPerSecond, 0);
   const busEndOffset = promSum(metricsText, 'causality_bus_end_offset');
   const ingestRequestsServer = promSum(metricsText, 'causality_ingest_batch_events_count');
   const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 1000) / 1000 : 0);
@@ -484,7 +511,8 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
     concurrency: { batch: batchConc, single: singleConc, sweep },
     baseline: { batch: baseBatch, single: baseSingle },
     causality: { batch: cBatch, single: cSingle },
-    ratio: { batch: ratio(cBatch.eventsPerSecond, baseBatch.eventsPerSecond), single: ratio(cSingle.eventsPerSecond, baseSingle.eventsPerSecond) },
+    batchRounds,
+    ratio: { batch: ratio(summed('causality'), summed('baseline')), single: ratio(cSingle.eventsPerSecond, baseSingle.eventsPerSecond) },
     fsync: {
       fsyncCount,
       fsyncSecondsSum: Math.round(promSum(metricsText, 'causality_bus_fsync_seconds_sum') * 1000) / 1000,

@@ -90,6 +90,21 @@ for (const impl of IMPLEMENTATIONS) {
         }
       }));
 
+    test('a payload given as parts is one record holding their bytes in order, and survives a reopen', () =>
+      withPlace(impl, async (place) => {
+        let bus = await place.open();
+        try {
+          const parts = [Buffer.from('{"header":1}\n'), Buffer.from('body-'.repeat(1000)), Buffer.alloc(0), Buffer.from('tail')];
+          assert.equal(await bus.appendDurably([payload(0), parts, payload(2)]), 0);
+          await bus.close();
+          bus = await place.open();
+          const recs = await readCount(bus, 0, 3);
+          assert.deepEqual(texts(recs), [payload(0).toString(), Buffer.concat(parts).toString(), payload(2).toString()]);
+        } finally {
+          await bus.close();
+        }
+      }));
+
     test('reads start at the asked position and stop at the asked count', () =>
       withPlace(impl, async (place) => {
         const bus = await place.open();

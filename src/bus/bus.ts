@@ -1,6 +1,13 @@
 // The bus port: an ordered, durable, replayable log of records with per-consumer committed positions.
 // Embedded: SegmentedLog (files + fsync). Distributed: NATS JetStream (scale-out issue).
 
+/** A record to append: its bytes, or its parts in order (the embedded log writes them without joining them). */
+export type Payload = Buffer | readonly Buffer[];
+
+export const payloadParts = (p: Payload): readonly Buffer[] => (p instanceof Uint8Array ? [p] : p);
+export const payloadLength = (p: Payload): number => (p instanceof Uint8Array ? p.length : p.reduce((a, b) => a + b.length, 0));
+export const joinPayload = (p: Payload): Buffer => (p instanceof Uint8Array ? p : Buffer.concat(p));
+
 export interface BusRecord {
   /** Position in the log; strictly increasing, dense (0, 1, 2, …) for the embedded log, with gaps for a consumer of one partition. */
   offset: number;
@@ -24,7 +31,7 @@ export interface Bus {
    * Concurrent calls are group-committed. Resolves with the offset of the first payload.
    * Keys and ids matter to a partitioned bus (JetStream); the embedded log has one partition and ignores them.
    */
-  appendDurably(payloads: Buffer[], opts?: AppendOptions): Promise<number>;
+  appendDurably(payloads: Payload[], opts?: AppendOptions): Promise<number>;
 
   /** Offset the next appended record will get; everything below it is durable and readable. */
   endOffset(): number;

@@ -22,7 +22,7 @@ import {
   type JsMsg,
   type PubAck,
 } from '@nats-io/jetstream';
-import type { AppendOptions, Bus, BusRecord } from './bus.js';
+import { joinPayload, type AppendOptions, type Bus, type BusRecord, type Payload } from './bus.js';
 import { partitionOf } from './partition.js';
 
 export interface JetStreamBusOptions {
@@ -508,10 +508,10 @@ export class JetStreamBus implements Bus {
     this.noteEnd(info.state.last_seq);
   }
 
-  appendDurably(payloads: Buffer[], opts: AppendOptions = {}): Promise<number> {
+  appendDurably(payloads: Payload[], opts: AppendOptions = {}): Promise<number> {
     if (this.closing) return Promise.reject(new Error('bus is closed'));
     if (payloads.length === 0) return Promise.resolve(this.knownEnd);
-    const acks = Promise.all(payloads.map((p, i) => this.publishRecord(p, this.subjectFor(opts.keys?.[i], opts.partitions?.[i]), opts.ids?.[i])));
+    const acks = Promise.all(payloads.map((p, i) => this.publishRecord(joinPayload(p), this.subjectFor(opts.keys?.[i], opts.partitions?.[i]), opts.ids?.[i])));
     this.inFlight.add(acks);
     return acks.then(
       (first) => {

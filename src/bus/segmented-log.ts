@@ -10,7 +10,7 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/pr
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { Bus, BusRecord } from './bus.js';
+import { payloadLength, payloadParts, type Bus, type BusRecord, type Payload } from './bus.js';
 import { SerialPerKey } from '../util/serial-per-key.js';
 
 export interface SegmentedLogOptions {
@@ -49,7 +49,7 @@ interface Segment {
 }
 
 interface PendingAppend {
-  payloads: Uint8Array[];
+  payloads: Payload[];
   frameBytes: number;
   resolve: (firstOffset: number) => void;
   reject: (err: Error) => void;
@@ -212,22 +212,23 @@ export class SegmentedLog implements Bus {
     return this.segments[0].base;
   }
 
-  appendDurably(payloads: Buffer[]): Promise<number> {
+  appendDurably(payloads: Payload[]): Promise<number> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('SegmentedLog is closed'));
     if (payloads.length === 0) return Promise.resolve(this.nextOffset);
     let frameBytes = 0;
     for (const payload of payloads) {
-      if (!(payload instanceof Uint8Array)) {
-        return Promise.reject(new TypeError('appendDurably payloads must be Buffers'));
+      if (!(payload instanceof Uint8Array) && !(Array.isArray(payload) && payload.every((part) => part instanceof Uint8Array))) {
+        return Promise.reject(new TypeError('appendDurably payloads must be Buffers (or arrays of Buffers)'));
       }
-      if (payload.length > MAX_PAYLOAD_BYTES) {
-        return Promise.reject(new RangeError(`payload of ${payload.length} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
+      const length = payloadLength(payload as Payload);
+      if (length > MAX_PAYLOAD_BYTES) {
+        return Promise.reject(new RangeError(`payload of ${length} bytes exceeds ${MAX_PAYLOAD_BYTES}`));
       }
-      frameBytes += FRAME_HEADER_BYTES + payload.length;
+      frameBytes += FRAME_HEADER_BYTES + length;
     }
     // Copy the array (not the bytes) so a caller reusing its array cannot change what gets written.
-    // Payload bytes are encoded at flush time: callers must not mutate them until the promise settles.
+    // Payload bytes are written at flush time: callers must not mutate them until the promise settles.
     return new Promise<number>((resolve, reject) => {
       this.pending.push({ payloads: payloads.slice(), frameBytes, resolve, reject });
       this.startFlushing();
@@ -366,8 +367,7 @@ export class SegmentedLog implements Bus {
     let fsyncSeconds: number;
     try {
       if (this.activeSegment().bytes >= this.segmentBytes) await this.rollSegment();
-      const frames = encodeFrames(group, groupBytes);
-      await writeFully(this.activeHandle, frames, this.activeSegment().bytes);
+      await writeFramesFully(this.activeHandle, frameBuffers(group, recordCount), this.activeSegment().bytes);
       // onFsync reports the datasync alone: the write only reaches the page cache, the sync is the durability cost.
       const fsyncStarted = process.hrtime.bigint();
       await this.activeHandle.datasync();
@@ -746,18 +746,46 @@ async function walkFrames(
   return { position, end: 'end' };
 }
 
-function encodeFrames(group: PendingAppend[], totalBytes: number): Buffer {
-  const frames = Buffer.allocUnsafe(totalBytes);
+/** The group's frames as buffers to write in order: each frame's header, then its payload's bytes as given (no copy). */
+function frameBuffers(group: PendingAppend[], records: number): Buffer[] {
+  const headers = Buffer.allocUnsafe(records * FRAME_HEADER_BYTES);
+  const out: Buffer[] = [];
   let at = 0;
   for (const append of group) {
     for (const payload of append.payloads) {
-      frames.writeUInt32BE(payload.length, at);
-      frames.writeUInt32BE(crc32(payload), at + 4);
-      frames.set(payload, at + FRAME_HEADER_BYTES);
-      at += FRAME_HEADER_BYTES + payload.length;
+      const parts = payloadParts(payload);
+      let length = 0;
+      let crc = 0;
+      for (const part of parts) {
+        length += part.length;
+        crc = crc32(part, crc);
+      }
+      headers.writeUInt32BE(length, at);
+      headers.writeUInt32BE(crc, at + 4);
+      out.push(headers.subarray(at, at + FRAME_HEADER_BYTES), ...parts);
+      at += FRAME_HEADER_BYTES;
     }
   }
-  return frames;
+  return out;
+}
+
+/** At most this many buffers per writev (IOV_MAX is 1024 on Linux). */
+const MAX_IOVECS = 1024;
+
+async function writeFramesFully(file: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+  let i = 0;
+  while (i < buffers.length) {
+    const batch = buffers.slice(i, i + MAX_IOVECS);
+    const want = batch.reduce((a, b) => a + b.length, 0);
+    const { bytesWritten } = await file.writev(batch, position);
+    if (bytesWritten < want) {
+      // A short write: finish this batch byte-exactly, the slow way.
+      if (bytesWritten <= 0) throw new Error('write made no progress');
+      await writeFully(file, Buffer.concat(batch).subarray(bytesWritten), position + bytesWritten);
+    }
+    position += want;
+    i += batch.length;
+  }
 }
 
 async function writeFully(file: FileHandle, data: Buffer, position: number): Promise<void> {

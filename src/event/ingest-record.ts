@@ -100,13 +100,13 @@ export function factsOfHeader(h: IngestHeader): RequestFacts {
   };
 }
 
+/** The record as parts to append (the body is not copied): the header line, then the body. */
+export function encodeIngestRecordParts(header: IngestHeader, body: Buffer): Buffer[] {
+  return [Buffer.from(JSON.stringify(header) + '\n'), body];
+}
+
 export function encodeIngestRecord(header: IngestHeader, body: Buffer): Buffer {
-  const head = Buffer.from(JSON.stringify(header));
-  const out = Buffer.allocUnsafe(head.length + 1 + body.length);
-  head.copy(out, 0);
-  out[head.length] = NEWLINE;
-  body.copy(out, head.length + 1);
-  return out;
+  return Buffer.concat(encodeIngestRecordParts(header, body));
 }
 
 /** The (app, event id) pairs a record appended, from its header alone (dedupe warm-up). */

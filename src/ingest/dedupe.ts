@@ -138,6 +138,17 @@ export class EventIdDedupe {
     return 'new';
   }
 
+  /**
+   * Touches the home bucket of events [from, to) of `hashes` before they are claimed one by one: the reads are
+   * independent, so the CPU overlaps their cache and TLB misses instead of paying them one claim at a time.
+   */
+  prefetch(hashes: Uint32Array, from: number, to: number): number {
+    const s = this.s;
+    let x = 0;
+    for (let i = from; i < to; i++) x ^= s[(hashes[i * 2]! & this.mask) * BUCKET]!;
+    return x;
+  }
+
   /** Ends request `seq`: its ids become seen when durable, or are forgotten so a retry is accepted. */
   settle(seq: number, durable: boolean): void {
     const req = this.inFlight.get(seq);

@@ -2,10 +2,10 @@
 // (check-body.ts, in a worker for large bodies) → dedupe → append the request durably → answer per event.
 // Stored events are built by consumers from the appended record (src/event/ingest-record.ts), off the request path.
 import { createHash } from 'node:crypto';
-import type { Bus } from '../bus/bus.js';
+import type { Bus, Payload } from '../bus/bus.js';
 import type { IngestPressure } from '../bus/ingest-pressure.js';
 import type { RequestFacts } from '../event/envelope.js';
-import { appendedIds, decodeIngestHeader, encodeIngestRecord, type IngestRoute } from '../event/ingest-record.js';
+import { appendedIds, decodeIngestHeader, encodeIngestRecordParts, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import { appAt, idAt, type CheckedBody } from './check-body.js';
@@ -49,6 +49,7 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
 
     try {
       for (const [i] of body.errors) statuses[i] = REJECTED;
+      dedupe.prefetch(body.hashes, 0, body.count);
       for (let i = 0; i < body.count; i++) {
         if (statuses[i] === REJECTED) continue;
         const claim = dedupe.claim(appAt(body, i)!, body.hashes, i, seq);
@@ -67,12 +68,12 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
         const apps = facts.appId ? undefined : Array.from({ length: body.count }, (_, i) => (statuses[i] === ACCEPTED ? appAt(body, i) : null));
         // A partitioned bus gets one record per partition the request's entities fall in: the same body, each record
         // appending only its partition's events (the others' ids are null), so one detector sees all of a device.
-        const payloads: Buffer[] = [];
+        const payloads: Payload[] = [];
         // Message ids only where the bus deduplicates by them: a digest per request is wasted on the embedded log.
         const msgIds: string[] | undefined = bus.deduplicatesById ? [] : undefined;
         const partitions: Array<number | undefined> = [];
         for (const [partition, ids] of appendedIdsByPartition(body, statuses)) {
-          payloads.push(encodeIngestRecord({ ...base, ...(apps ? { apps } : {}), ids }, rawBody));
+          payloads.push(encodeIngestRecordParts({ ...base, ...(apps ? { apps } : {}), ids }, rawBody));
           msgIds?.push(recordMessageId(base.keyAppId, apps, ids));
           partitions.push(partition);
         }
