@@ -8,10 +8,11 @@ import type { RiskAssessment } from './risk.js';
 export const CHANGE_KINDS = ['deploy', 'commit', 'pull_request', 'ticket', 'message', 'build', 'config', 'other'] as const;
 export type ChangeKind = (typeof CHANGE_KINDS)[number];
 
-const text = (max: number) => z.string().max(max);
+// No NUL: PostgreSQL text cannot hold one (the store would fail), and no client means one.
+const text = (max: number) => z.string().max(max).regex(/^[^\u0000]*$/, 'must not contain a NUL character');
 
 export const changeInputSchema = z.object({
-  id: z.string().min(1).max(300).optional(),
+  id: text(300).min(1).optional(),
   service: text(200).optional(),
   component: text(200).optional(),
   version: text(200).optional(),
