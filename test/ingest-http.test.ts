@@ -284,6 +284,23 @@ describe('ingest over HTTP', () => {
     });
   });
 
+  describe('the admin key across apps', () => {
+    test('one batch for several apps: each event lands in its own app; a rejection and a repeat are answered in place', async () => {
+      const [a, b] = [randomUUID(), randomUUID()];
+      const events = [{ ...screenView(a), appId: 'appA' }, screenView(randomUUID()), { ...screenView(b), appId: 'appB' }, { ...screenView(a), appId: 'appA' }];
+      const r = await t.post('/v1/events/batch', { events }, { key: t.keys.admin });
+      assert.equal(r.status, 202, r.text);
+      assert.deepEqual(
+        r.body.results.map((x: { status: string; eventId?: string; error?: { field: string } }) => [x.status, x.eventId ?? x.error!.field]),
+        [['accepted', a], ['rejected', 'appId'], ['accepted', b], ['duplicate', a]],
+      );
+      assert.deepEqual([r.body.accepted, r.body.rejected, r.body.duplicate], [2, 1, 1]);
+      await t.node.flush();
+      const rows = objects(await t.sql(`SELECT event_id::VARCHAR AS id, app_id FROM events WHERE event_id::VARCHAR IN (${lit(a)}, ${lit(b)}) ORDER BY app_id`));
+      assert.deepEqual(rows, [{ id: a, app_id: 'appA' }, { id: b, app_id: 'appB' }]);
+    });
+  });
+
   describe('idempotency on event id', () => {
     test('same eventId twice in sequence → accepted then duplicate; one row', async () => {
       const id = randomUUID();

@@ -72,8 +72,9 @@ export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts
     else if (app === null) app = appId;
     else if (appId !== app) {
       // Apps differ (admin key): say it per event from here on.
+      const rejected = new Set(errors.map(([at]) => at));
       apps = [];
-      for (let k = 0; k < i; k++) apps.push(errors.some(([at]) => at === k) ? null : app);
+      for (let k = 0; k < i; k++) apps.push(rejected.has(k) ? null : app);
       apps.push(appId);
     }
     if (parts) parts[i] = partitionOf(entityKeyOf(c.event.env, eventId), partitions);

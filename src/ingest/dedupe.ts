@@ -50,6 +50,7 @@ export class EventIdDedupe {
   /** Word offset of the current generation's slot within a bucket (0 or SLOT); the other one is the previous. */
   private current = 0;
   private currentCount = 0;
+  private touched = 0;
   private readonly apps = new Map<string, number>();
   /** Per request in flight: its settled promise and the word index of each slot it claimed. */
   private readonly inFlight = new Map<number, { settled: Promise<boolean>; slots: number[] }>();
@@ -142,11 +143,12 @@ export class EventIdDedupe {
    * Touches the home bucket of events [from, to) of `hashes` before they are claimed one by one: the reads are
    * independent, so the CPU overlaps their cache and TLB misses instead of paying them one claim at a time.
    */
-  prefetch(hashes: Uint32Array, from: number, to: number): number {
+  prefetch(hashes: Uint32Array, from: number, to: number): void {
     const s = this.s;
     let x = 0;
     for (let i = from; i < to; i++) x ^= s[(hashes[i * 2]! & this.mask) * BUCKET]!;
-    return x;
+    // Kept, so the compiler cannot drop the reads as unused.
+    this.touched = x;
   }
 
   /** Ends request `seq`: its ids become seen when durable, or are forgotten so a retry is accepted. */

@@ -57,14 +57,14 @@ const STATUS_NAMES = ['accepted', 'duplicate', 'rejected'] as const;
  * about three times as much.
  */
 function batchAnswer(body: CheckedBody, outcome: IngestOutcome, names: Record<string, string> | null): string {
-  const errors = new Map(body.errors);
+  const errors = body.errors.length ? new Map(body.errors) : null;
   let out = `{"accepted":${outcome.accepted},"duplicate":${outcome.duplicate},"rejected":${outcome.rejected},"results":[`;
   for (let i = 0; i < body.count; i++) {
     if (i > 0) out += ',';
     const status = outcome.statuses[i]!;
     out +=
       status === REJECTED
-        ? JSON.stringify({ index: i, status: 'rejected', error: clientError(errors.get(i)!, names) })
+        ? JSON.stringify({ index: i, status: 'rejected', error: clientError(errors!.get(i)!, names) })
         : `{"status":"${STATUS_NAMES[status]}","eventId":"${idAt(body, i)}"}`;
   }
   return out + ']}';

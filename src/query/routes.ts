@@ -27,6 +27,21 @@ const metricsParams = z.object({
 const metricsFlags = z.object({ visitors: z.enum(['0', '1']).optional() });
 
 const DAY = 86_400_000;
+/** Rows of (bucket start ms, type, events) → the total, by type (largest first) and over time (oldest first). */
+function eventsByTypeAndTime(rows: ReadonlyArray<[number, string, number]>) {
+  const byType = new Map<string, number>();
+  const byBucket = new Map<number, number>();
+  for (const [b, type, n] of rows) {
+    byType.set(type, (byType.get(type) ?? 0) + n);
+    byBucket.set(b, (byBucket.get(b) ?? 0) + n);
+  }
+  return {
+    events: [...byType.values()].reduce((a, n) => a + n, 0),
+    by_type: [...byType].map(([type, n]) => ({ type, events: n })).sort((a, b) => b.events - a.events || byText(a.type, b.type)),
+    over_time: [...byBucket].sort((a, b) => a[0] - b[0]).map(([b, n]) => ({ t: new Date(b).toISOString(), events: n })),
+  };
+}
+
 /** Code-point order, as SQL's ORDER BY on text. */
 const byText = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 /** The overview's live chart: events per minute over the last hour of the range. */
@@ -196,19 +211,7 @@ export function registerQueryRoutes(app: FastifyInstance, { config, queries, aut
         s,
         'events',
       );
-      const byType = new Map<string, number>();
-      const byBucket = new Map<number, number>();
-      for (const [b, type, n] of r.rows as [number, string, number][]) {
-        byType.set(type, (byType.get(type) ?? 0) + n);
-        byBucket.set(b, (byBucket.get(b) ?? 0) + n);
-      }
-      return {
-        ...window(s),
-        events: [...byType.values()].reduce((a, n) => a + n, 0),
-        bucket: bucket.name,
-        by_type: [...byType].map(([type, n]) => ({ type, events: n })).sort((a, b) => b.events - a.events || byText(a.type, b.type)),
-        over_time: [...byBucket].map(([b, n]) => ({ t: new Date(b).toISOString(), events: n })),
-      };
+      return { ...window(s), bucket: bucket.name, ...eventsByTypeAndTime(r.rows as Array<[number, string, number]>) };
     });
   });
 
@@ -229,30 +232,27 @@ export function registerQueryRoutes(app: FastifyInstance, { config, queries, aut
         s,
         'overview',
       );
-      const byType = new Map<string, number>();
-      const byBucket = new Map<number, number>();
+      const typed: Array<[number, string, number]> = [];
       const live: Array<{ t: string; events: number }> = [];
       const pages: Array<{ page: string; views: number }> = [];
       let users = { unique_users: 0, unique_devices: 0 };
       for (const [part, k, label, n] of r.rows as [string, number | null, string | null, number][]) {
-        if (part === 'type') {
-          byType.set(label!, (byType.get(label!) ?? 0) + n);
-          byBucket.set(k!, (byBucket.get(k!) ?? 0) + n);
-        } else if (part === 'live') live.push({ t: new Date(k!).toISOString(), events: n });
+        if (part === 'type') typed.push([k!, label!, n]);
+        else if (part === 'live') live.push({ t: new Date(k!).toISOString(), events: n });
         else if (part === 'users') users = { unique_users: k ?? 0, unique_devices: n };
         else pages.push({ page: label!, views: n });
       }
       const viewTypes = new Set(VIEW_TYPES);
-      const overTime = (m: Map<number, number>) => [...m].sort((a, b) => a[0] - b[0]).map(([b, n]) => ({ t: new Date(b).toISOString(), events: n }));
+      const ev = eventsByTypeAndTime(typed);
       live.sort((a, b) => byText(a.t, b.t));
       return {
         ...window(s),
-        events: [...byType.values()].reduce((a, n) => a + n, 0),
-        pageviews: [...byType].reduce((a, [type, n]) => a + (viewTypes.has(type) ? n : 0), 0),
+        events: ev.events,
+        pageviews: ev.by_type.reduce((a, t) => a + (viewTypes.has(t.type) ? t.events : 0), 0),
         ...users,
         bucket: bucket.name,
-        by_type: [...byType].map(([type, n]) => ({ type, events: n })).sort((a, b) => b.events - a.events || byText(a.type, b.type)),
-        over_time: overTime(byBucket),
+        by_type: ev.by_type,
+        over_time: ev.over_time,
         top_pages: pages.sort((a, b) => b.views - a.views || byText(a.page, b.page)),
         live: { from: new Date(liveFromMs).toISOString(), to: new Date(s.range.toMs).toISOString(), bucket: 'minute', events: live.reduce((a, p) => a + p.events, 0), over_time: live },
       };
