@@ -371,7 +371,6 @@ export async function startNode(config: Config, opts: { log?: Logger; listen?: b
       if (compactTimer) clearInterval(compactTimer);
       if (sinkPoll) clearInterval(sinkPoll);
       await seriesScheduler?.stop();
-      pressure.close();
       await app.close(); // stops accepting; in-flight requests finish (their appends complete)
       await checkPool?.close();
       await sink?.stop(); // flushes what is on the bus to Parquet

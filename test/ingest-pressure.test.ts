@@ -13,7 +13,7 @@ import { waitFor } from './helpers.js';
 test('consumers defer during a burst, never past the maximum deferral, and not when ingest is calm', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'causality-pressure-'));
   const log = await SegmentedLog.open({ dir });
-  const pressure = new IngestPressure(20);
+  const pressure = new IngestPressure();
   const gauge = new PressureGauge(pressure.buffer, { aboveEventsPerSecond: 1000, maxDeferMs: 5_000 });
   try {
     const now = Date.now();
@@ -37,8 +37,29 @@ test('consumers defer during a burst, never past the maximum deferral, and not w
     await waitFor('the burst to end', () => !gauge.bursting, 5_000);
     assert.equal(await gauge.deferAt(log, 0), false);
   } finally {
-    pressure.close();
     await log.close();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('the published rate follows a burst within milliseconds and falls back after it', () => {
+  const pressure = new IngestPressure();
+  const gauge = new PressureGauge(pressure.buffer, { aboveEventsPerSecond: 20_000, maxDeferMs: 5_000 });
+  const t0 = 1_000_000;
+  assert.equal(gauge.ingestEventsPerSecond(t0), 0);
+  // 100-event requests every 0.5 ms: 200k events/s.
+  let t = t0;
+  for (; t < t0 + 25; t += 0.5) pressure.add(100, t);
+  assert.ok(gauge.ingestEventsPerSecond(t) > 20_000, `25 ms into the burst: ${gauge.ingestEventsPerSecond(t)}`);
+  for (; t < t0 + 2_000; t += 0.5) pressure.add(100, t);
+  const steady = gauge.ingestEventsPerSecond(t);
+  assert.ok(Math.abs(steady - 200_000) < 2_000, `steady: ${steady}`);
+  // A 50 ms pause inside the burst still counts as one.
+  assert.ok(gauge.ingestEventsPerSecond(t + 50) > 100_000);
+  // Half a second after the end it is calm again.
+  assert.ok(gauge.ingestEventsPerSecond(t + 500) < 20_000, `after: ${gauge.ingestEventsPerSecond(t + 500)}`);
+  // A single request is never a burst.
+  const lone = new IngestPressure();
+  lone.add(100, t0);
+  assert.ok(new PressureGauge(lone.buffer, { aboveEventsPerSecond: 20_000, maxDeferMs: 5_000 }).ingestEventsPerSecond(t0) < 20_000);
 });

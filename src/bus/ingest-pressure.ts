@@ -9,31 +9,23 @@ import type { Bus } from './bus.js';
 const RATE = 0;
 const UPDATED_AT = 1;
 
-/** Ingest side: counts accepted events and publishes events/s every `everyMs`. */
+/**
+ * The rate is exponentially decaying (time constant `TAU_MS`): each request adds its events at once, and a reader
+ * decays the published figure to its own now. A burst of 200k events/s crosses 20k/s within ~25 ms, so consumers step
+ * aside before they pick up work; it falls back ~0.5 s after the burst ends, and a short dip inside one does not count.
+ */
+const TAU_MS = 200;
+
+const decayed = (rate: number, sinceMs: number): number => (sinceMs <= 0 ? rate : rate * Math.exp(-sinceMs / TAU_MS));
+
+/** Ingest side: adds each request's accepted events to the published rate. */
 export class IngestPressure {
   readonly buffer = new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT);
   private readonly view = new Float64Array(this.buffer);
-  private count = 0;
-  private last = Date.now();
-  private readonly timer: NodeJS.Timeout;
 
-  constructor(everyMs = 250) {
-    this.timer = setInterval(() => {
-      const now = Date.now();
-      this.view[RATE] = (this.count * 1000) / Math.max(1, now - this.last);
-      this.view[UPDATED_AT] = now;
-      this.count = 0;
-      this.last = now;
-    }, everyMs);
-    this.timer.unref();
-  }
-
-  add(events: number): void {
-    this.count += events;
-  }
-
-  close(): void {
-    clearInterval(this.timer);
+  add(events: number, now = Date.now()): void {
+    this.view[RATE] = decayed(this.view[RATE]!, now - this.view[UPDATED_AT]!) + (events * 1000) / TAU_MS;
+    this.view[UPDATED_AT] = now;
   }
 }
 
@@ -55,13 +47,12 @@ export class PressureGauge {
     this.view = new Float64Array(buffer);
   }
 
-  get ingestEventsPerSecond(): number {
-    // A stale figure (ingest thread stalled or gone) means no pressure.
-    return Date.now() - this.view[UPDATED_AT]! > 2_000 ? 0 : this.view[RATE]!;
+  ingestEventsPerSecond(now = Date.now()): number {
+    return decayed(this.view[RATE]!, now - this.view[UPDATED_AT]!);
   }
 
   get bursting(): boolean {
-    return this.policy.aboveEventsPerSecond > 0 && this.ingestEventsPerSecond > this.policy.aboveEventsPerSecond;
+    return this.policy.aboveEventsPerSecond > 0 && this.ingestEventsPerSecond() > this.policy.aboveEventsPerSecond;
   }
 
   /** True while ingest is above the burst rate and the oldest pending record (received at `receivedAt`) may wait. */

@@ -79,9 +79,11 @@ export class WarehouseSink {
       const batch: BusRecord[] = [];
       const lines: string[] = [];
       let firstAt = 0;
+      let oldestReceivedAt = 0;
       // Fill until full, or until the oldest record waited flushIntervalMs, or until stopping (then flush what we have).
+      // A burst holds the batch as it is, half-filled or not: reading, decoding and writing all compete with ingest.
       while (lines.length < batchMaxEvents) {
-        if (batch.length === 0 && !this.stopping && (await this.o.defer?.deferAt(bus, next))) {
+        if (await this.deferring(next, batch.length > 0 ? oldestReceivedAt : null)) {
           await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
           continue;
         }
@@ -91,6 +93,7 @@ export class WarehouseSink {
           for (const r of recs) {
             batch.push(r);
             const decoded = decodeIngestRecord(r.payload);
+            if (batch.length === 1) oldestReceivedAt = decoded.header.receivedAt;
             if (decoded.unbuildable) {
               metrics.sinkUnbuildable.inc(decoded.unbuildable);
               log.error({ offset: r.offset, events: decoded.unbuildable }, 'sink: appended events that no longer validate were skipped');
@@ -106,6 +109,10 @@ export class WarehouseSink {
         const wait = batch.length === 0 ? 1000 : firstAt + flushIntervalMs - Date.now();
         if (wait <= 0) break;
         await Promise.race([bus.waitFor(next, wait), new Promise<void>((r) => (this.wake = r))]);
+      }
+      // The batch may have become due (full, or old enough) as a burst began: it waits too.
+      while (batch.length > 0 && (await this.deferring(next, oldestReceivedAt))) {
+        await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
       }
       if (writing && !(await writing)) {
         // The previous write failed and nothing of it was committed: start again from the committed position.
@@ -136,6 +143,16 @@ export class WarehouseSink {
       }
     }
     conn.closeSync();
+  }
+
+  /**
+   * Whether to wait now because ingest is bursting: judged by the oldest record of the batch being filled, or, with
+   * none yet, by the next record on the log. Never while stopping (shutdown flushes what was read).
+   */
+  private async deferring(next: number, oldestReceivedAt: number | null): Promise<boolean> {
+    const defer = this.o.defer;
+    if (!defer || this.stopping) return false;
+    return oldestReceivedAt === null ? defer.deferAt(this.o.bus, next) : defer.shouldDefer(oldestReceivedAt);
   }
 
   private async writeBatch(conn: Awaited<ReturnType<DuckEngine['connect']>>, batch: BusRecord[], lines: string[]): Promise<void> {
