@@ -263,12 +263,13 @@ export function bytesReport(all: Array<{ key: string; bytes: number }>, live: Ar
   };
 }
 
-async function waitSinkLagZero(url: string, timeoutMs: number): Promise<{ committedOffset: number; waitedMs: number }> {
+async function waitSinkLagZero(url: string, timeoutMs: number, detectorToo = false): Promise<{ committedOffset: number; waitedMs: number }> {
   const started = Date.now();
   for (;;) {
-    const h = (await getJson(`${url}/healthz`)) as { sink: { committedOffset: number; lag: number } };
-    if (h.sink.lag === 0) return { committedOffset: h.sink.committedOffset, waitedMs: Date.now() - started };
-    if (Date.now() - started > timeoutMs) throw new Error(`sink lag still ${h.sink.lag} after ${timeoutMs} ms`);
+    const h = (await getJson(`${url}/healthz`)) as { sink: { committedOffset: number; lag: number }; detector: { lag: number } | null };
+    const detectorLag = detectorToo ? h.detector?.lag ?? 0 : 0;
+    if (h.sink.lag === 0 && detectorLag === 0) return { committedOffset: h.sink.committedOffset, waitedMs: Date.now() - started };
+    if (Date.now() - started > timeoutMs) throw new Error(`sink lag still ${h.sink.lag}, detector lag ${detectorLag}, after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -448,9 +449,10 @@ export async function runIngestBench(o: IngestOptions): Promise<IngestReport> {
       }
     }
     if (!server) throw new Error('no rounds');
-    // Let the sink catch up with the batch phase, so the single-event phase starts from the same quiet state.
-    const caughtUp = await waitSinkLagZero(server.url, 300_000);
-    o.say(`  (sink caught up ${caughtUp.waitedMs} ms after the batch phase)`);
+    // Let the sink and the detector catch up with the batch phase (they deferred during it), so the single-event
+    // phase starts from the same quiet state as the baseline's.
+    const caughtUp = await waitSinkLagZero(server.url, 600_000, true);
+    o.say(`  (sink and detector caught up ${caughtUp.waitedMs} ms after the batch phase)`);
     cSingle = await runClient(base('single', server.url, 'causality', singleConc, o.seconds, 2));
     o.say(`  causality single c=${singleConc}: ${fmt(cSingle)}`);
     metricsText = await (await fetch(`${server.url}/metrics`)).text();

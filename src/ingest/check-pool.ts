@@ -6,9 +6,15 @@ import { HttpError } from '../http/errors.js';
 import type { CheckedBody } from './check-body.js';
 import type { CheckReply, CheckRequest } from './check-worker.js';
 
+export interface CheckResult {
+  checked: CheckedBody;
+  /** The body's bytes when they were moved to the worker (the caller's Buffer is then detached); null when copied. */
+  raw: Buffer | null;
+}
+
 export class CheckPool {
   private readonly workers: Worker[] = [];
-  private readonly waiting = new Map<number, { resolve: (v: CheckedBody) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (v: CheckResult) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private turn = 0;
   private reported = 0;
@@ -27,7 +33,7 @@ export class CheckPool {
         const p = this.waiting.get(r.id);
         if (!p) return;
         this.waiting.delete(r.id);
-        if (r.ok) p.resolve(r.body);
+        if (r.ok) p.resolve({ checked: r.body, raw: r.raw ? Buffer.from(r.raw.buffer, r.raw.byteOffset, r.raw.byteLength) : null });
         else p.reject(new HttpError(r.status, r.code, r.message, r.field));
       });
       w.on('error', (err) => {
@@ -45,12 +51,18 @@ export class CheckPool {
     return this.workers.length > 0;
   }
 
-  check(route: IngestRoute, body: Buffer, facts: RequestFacts, maxEvents: number, partitions = 1): Promise<CheckedBody> {
+  /**
+   * Checks `body` in a worker. A body that owns its memory (large ones do) is moved there and back rather than copied
+   * twice: `body` is then unusable (detached) and `raw` of the result holds the same bytes.
+   */
+  check(route: IngestRoute, body: Buffer, facts: RequestFacts, maxEvents: number, partitions = 1): Promise<CheckResult> {
     const id = this.nextId++;
     const w = this.workers[this.turn++ % this.workers.length]!;
+    const buffer = body.buffer;
+    const transferred = buffer instanceof ArrayBuffer && body.byteOffset === 0 && body.byteLength === buffer.byteLength;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      w.postMessage({ id, route, body, facts, maxEvents, partitions } satisfies CheckRequest);
+      w.postMessage({ id, route, body, transferred, facts, maxEvents, partitions } satisfies CheckRequest, transferred ? [buffer] : []);
     });
   }
 

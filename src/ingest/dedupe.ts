@@ -11,9 +11,10 @@
 const SLOT = 4;
 const BUCKET = 2 * SLOT;
 
+// meta = app index + 1. A slot is in flight while the request that wrote it (its seq) is: settling a durable request
+// then writes nothing to the table (a second memory miss per event, ~3% of the event loop, when it cleared a bit).
 const EMPTY = 0;
 const TOMBSTONE = 0xffffffff;
-const PENDING = 0x80000000; // meta = app index + 1, with this bit while the append is in flight
 
 export type Claim = 'new' | 'seen' | 'same-request' | Promise<boolean>;
 
@@ -84,7 +85,7 @@ export class EventIdDedupe {
       const w = i * BUCKET + gen;
       const m = s[w]!;
       if (m === EMPTY) return -1;
-      if (m !== TOMBSTONE && (m & ~PENDING) === app && s[w + 1] === h1 && s[w + 2] === h2) return w;
+      if (m === app && s[w + 1] === h1 && s[w + 2] === h2) return w;
     }
   }
 
@@ -129,13 +130,11 @@ export class EventIdDedupe {
     let w = this.find(this.current, app);
     if (w < 0) w = this.find(SLOT - this.current, app);
     if (w >= 0) {
-      const s = this.s;
-      if ((s[w]! & PENDING) === 0) return 'seen';
-      const owner = s[w + 3]!;
+      const owner = this.s[w + 3]!;
       if (owner === seq) return 'same-request';
       return this.inFlight.get(owner)?.settled ?? 'seen';
     }
-    this.inFlight.get(seq)!.slots.push(this.insert(app, app | PENDING, seq));
+    this.inFlight.get(seq)!.slots.push(this.insert(app, app, seq));
     return 'new';
   }
 
@@ -151,17 +150,16 @@ export class EventIdDedupe {
     this.touched = x;
   }
 
-  /** Ends request `seq`: its ids become seen when durable, or are forgotten so a retry is accepted. */
+  /** Ends request `seq`: its ids become seen when durable (nothing to write), or are forgotten so a retry is accepted. */
   settle(seq: number, durable: boolean): void {
     const req = this.inFlight.get(seq);
     if (!req) return;
     this.inFlight.delete(seq);
+    if (durable) return;
     const s = this.s;
     for (const w of req.slots) {
-      const m = s[w]!;
       // A slot whose generation was forgotten meanwhile holds another key (or none): leave it.
-      if (s[w + 3] !== seq || (m & PENDING) === 0 || m === TOMBSTONE) continue;
-      s[w] = durable ? m & ~PENDING : TOMBSTONE;
+      if (s[w + 3] === seq && s[w] !== EMPTY && s[w] !== TOMBSTONE) s[w] = TOMBSTONE;
     }
   }
 

@@ -91,13 +91,15 @@ export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps
   async function handle(req: FastifyRequest, reply: FastifyReply, route: IngestRoute) {
     // Ingest bodies arrive unparsed (their context's parser, node.ts): small ones are checked here, large ones by the check worker.
     // The JSON body: the bytes as sent, or a protobuf body's JSON form (rawBody then keeps the bytes for the signature).
-    const raw = Buffer.isBuffer(req.body) ? req.body : req.rawBody ?? Buffer.alloc(0);
+    let raw = Buffer.isBuffer(req.body) ? req.body : req.rawBody ?? Buffer.alloc(0);
     const facts = await edge(req, reply, route, raw);
     if (!facts) return reply;
-    const body =
-      raw.length >= WORKER_MIN_BYTES && checkPool?.available
-        ? await checkPool.check(route, raw, facts, config.maxBatchEvents, config.busPartitions)
-        : checkBody(route, parseJsonBody(raw), facts, config.maxBatchEvents, config.busPartitions);
+    let body: CheckedBody;
+    if (raw.length >= WORKER_MIN_BYTES && checkPool?.available) {
+      const checked = await checkPool.check(route, raw, facts, config.maxBatchEvents, config.busPartitions);
+      body = checked.checked;
+      raw = checked.raw ?? raw;
+    } else body = checkBody(route, parseJsonBody(raw), facts, config.maxBatchEvents, config.busPartitions);
     metrics.ingestBatchSize.observe(body.count);
     const outcome = await ingestEvents(body, facts, route, raw);
     const names = fieldNamesOf(route);
