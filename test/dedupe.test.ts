@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { EventIdDedupe, hashEventIds } from '../src/ingest/dedupe.js';
 
 /** claim() takes an id's hashes, as the checked body carries them. */
-const claim = (d: EventIdDedupe, app: string, id: string, seq: number) => d.claim(app, hashEventIds(id, 1, id.length), 0, seq);
+const claim = (d: EventIdDedupe, app: string, id: string, seq: number) => d.claim(app, hashEventIds(Buffer.from(id, 'latin1'), 1, id.length), 0, seq);
 
 const durable = Promise.resolve(true);
 

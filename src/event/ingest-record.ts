@@ -7,6 +7,7 @@ import type { StoredEvent } from './stored-event.js';
 import { isObject } from './object.js';
 import { SEGMENT_TYPES, segmentToEnvelope, type SegmentType } from './segment.js';
 import { parseUserAgent } from './user-agent.js';
+import { copyBytes } from '../util/bytes.js';
 
 export { isObject };
 
@@ -100,13 +101,42 @@ export function factsOfHeader(h: IngestHeader): RequestFacts {
   };
 }
 
-/** The record as parts to append (the body is not copied): the header line, then the body. */
-export function encodeIngestRecordParts(header: IngestHeader, body: Buffer): Buffer[] {
-  return [Buffer.from(JSON.stringify(header) + '\n'), body];
+/**
+ * The header line of a record whose event ids are `width`-byte ASCII slices of `ids`, event i appended when
+ * `appended(i)`: the bytes of `JSON.stringify({ ...fields, ids }) + '\n'`, written without a string per event (on the
+ * ingest loop, building and serialising 100 id strings a request was most of its garbage).
+ */
+export function encodeIngestHeaderLine(
+  fields: Omit<IngestHeader, 'ids'>,
+  ids: Buffer,
+  width: number,
+  count: number,
+  appended: (i: number) => boolean,
+): Buffer {
+  const head = JSON.stringify(fields); // ends with its closing brace, replaced by the ids
+  let n = 0;
+  for (let i = 0; i < count; i++) if (appended(i)) n++;
+  const size = Buffer.byteLength(head) - 1 + IDS_OPEN.length + n * (width + 2) + (count - n) * 4 + Math.max(0, count - 1) + IDS_CLOSE.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.write(head, 0, 'utf8') - 1;
+  at += out.write(IDS_OPEN, at, 'latin1');
+  for (let i = 0; i < count; i++) {
+    if (i > 0) out[at++] = 0x2c; // ,
+    if (appended(i)) {
+      out[at++] = 0x22; // "
+      at += copyBytes(ids, i * width, (i + 1) * width, out, at);
+      out[at++] = 0x22;
+    } else at += out.write('null', at, 'latin1');
+  }
+  out.write(IDS_CLOSE, at, 'latin1');
+  return out;
 }
+const IDS_OPEN = ',"ids":[';
+const IDS_CLOSE = ']}\n';
 
+/** A whole record (ingest appends the header line and the body as two parts: encodeIngestHeaderLine). */
 export function encodeIngestRecord(header: IngestHeader, body: Buffer): Buffer {
-  return Buffer.concat(encodeIngestRecordParts(header, body));
+  return Buffer.concat([Buffer.from(JSON.stringify(header) + '\n'), body]);
 }
 
 /** The (app, event id) pairs a record appended, from its header alone (dedupe warm-up). */

@@ -1,8 +1,9 @@
 // Checks every event of a request body: the CPU-heavy half of ingest, the same code on the event loop (small
 // bodies) and in the check worker (large ones). Answers per event, or throws the request's own HttpError.
 //
-// The answer crosses threads, so it holds no object per event: ids back to back in one string, their dedupe hashes
-// in a typed array, rejections sparse. (Cloning 100 small objects cost the event loop ~80 µs a request; this ~6.)
+// The answer crosses threads, so it holds no object per event: ids back to back in bytes, their dedupe hashes in a
+// typed array (both moved, not copied), rejections sparse. (Cloning 100 small objects cost the event loop ~80 µs a
+// request.) The event loop writes the ids from these bytes straight into the record header and the answer.
 import { checkEvent, eventIdOf, type FieldError, type RequestFacts } from '../event/envelope.js';
 import { envelopesOfBody, isObject, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
@@ -16,8 +17,8 @@ const REJECTED_ID = ' '.repeat(EVENT_ID_CHARS);
 export interface CheckedBody {
   /** Events in the body, in order. */
   count: number;
-  /** Each event's id back to back (`idAt`); a rejected event's is blank. */
-  ids: string;
+  /** Each event's id back to back, ASCII, EVENT_ID_CHARS bytes each (`idAt`); a rejected event's is blank. */
+  ids: Buffer;
   /** Each event's dedupe key: two 32-bit hashes of its id (`hashEventIds`). */
   hashes: Uint32Array;
   /** The app of every accepted event when they share one (the usual case); null when `apps` says it per event. */
@@ -31,7 +32,7 @@ export interface CheckedBody {
   singular: boolean;
 }
 
-export const idAt = (b: CheckedBody, i: number): string => b.ids.substr(i * EVENT_ID_CHARS, EVENT_ID_CHARS);
+export const idAt = (b: CheckedBody, i: number): string => b.ids.toString('latin1', i * EVENT_ID_CHARS, (i + 1) * EVENT_ID_CHARS);
 export const appAt = (b: CheckedBody, i: number): string | null => (b.apps ? b.apps[i]! : b.app);
 
 export function parseJsonBody(raw: Buffer): unknown {
@@ -84,5 +85,8 @@ export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts
     route === 'ingest' ||
     (route.startsWith('segment:') && route !== 'segment:batch') ||
     (route === 'collect' && !Array.isArray(body) && !(isObject(body) && Array.isArray(body.events)));
-  return { count, ids, hashes: hashEventIds(ids, count, EVENT_ID_CHARS), app, apps, errors, partitions: parts, singular };
+  // Its own memory (not the shared pool), so the check worker can move it to the event loop.
+  const idBytes = Buffer.allocUnsafeSlow(count * EVENT_ID_CHARS);
+  idBytes.write(ids, 0, 'latin1');
+  return { count, ids: idBytes, hashes: hashEventIds(idBytes, count, EVENT_ID_CHARS), app, apps, errors, partitions: parts, singular };
 }

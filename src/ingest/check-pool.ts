@@ -12,6 +12,9 @@ export interface CheckResult {
   raw: Buffer | null;
 }
 
+/** Buffers arrive from a worker as plain Uint8Arrays: the same memory as a Buffer again. */
+const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
 export class CheckPool {
   private readonly workers: Worker[] = [];
   private readonly waiting = new Map<number, { resolve: (v: CheckResult) => void; reject: (e: Error) => void }>();
@@ -33,7 +36,7 @@ export class CheckPool {
         const p = this.waiting.get(r.id);
         if (!p) return;
         this.waiting.delete(r.id);
-        if (r.ok) p.resolve({ checked: r.body, raw: r.raw ? Buffer.from(r.raw.buffer, r.raw.byteOffset, r.raw.byteLength) : null });
+        if (r.ok) p.resolve({ checked: { ...r.body, ids: asBuffer(r.body.ids) }, raw: r.raw ? asBuffer(r.raw) : null });
         else p.reject(new HttpError(r.status, r.code, r.message, r.field));
       });
       w.on('error', (err) => {

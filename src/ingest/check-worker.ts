@@ -33,6 +33,6 @@ parentPort!.on('message', (m: CheckRequest) => {
     const e = err instanceof HttpError ? err : new HttpError(400, 'invalid_body', (err as Error).message);
     reply = { id: m.id, ok: false, status: e.status, code: e.code, message: e.message, ...(e.field ? { field: e.field } : {}) };
   }
-  const moved = reply.ok ? [reply.body.hashes.buffer as ArrayBuffer, ...(reply.raw ? [reply.raw.buffer as ArrayBuffer] : [])] : [];
+  const moved = reply.ok ? [reply.body.hashes.buffer, reply.body.ids.buffer, ...(reply.raw ? [reply.raw.buffer] : [])] as ArrayBuffer[] : [];
   parentPort!.postMessage(reply, moved);
 });

@@ -20,12 +20,12 @@ export type Claim = 'new' | 'seen' | 'same-request' | Promise<boolean>;
 
 let h1 = 0;
 let h2 = 0;
-/** Two 32-bit hashes of s[start, start + length) in one pass (FNV-1a and a multiply-xorshift mix); results in h1, h2. */
-function hashId(s: string, start: number, length: number): void {
+/** Two 32-bit hashes of bytes[start, start + length) in one pass (FNV-1a and a multiply-xorshift mix); results in h1, h2. */
+function hashId(bytes: Uint8Array, start: number, length: number): void {
   let a = 0x811c9dc5;
   let b = 0x9e3779b9 ^ length;
   for (let i = start, end = start + length; i < end; i++) {
-    const c = s.charCodeAt(i);
+    const c = bytes[i]!;
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x5bd1e995);
     b ^= b >>> 15;
@@ -34,8 +34,8 @@ function hashId(s: string, start: number, length: number): void {
   h2 = (b ^ (b >>> 13)) >>> 0;
 }
 
-/** The dedupe keys of `count` ids of `width` characters back to back: [h1, h2] per id. */
-export function hashEventIds(ids: string, count: number, width: number): Uint32Array {
+/** The dedupe keys of `count` ASCII ids of `width` bytes back to back: [h1, h2] per id. */
+export function hashEventIds(ids: Uint8Array, count: number, width: number): Uint32Array {
   const out = new Uint32Array(count * 2);
   for (let i = 0; i < count; i++) {
     hashId(ids, i * width, width);
@@ -166,7 +166,8 @@ export class EventIdDedupe {
   /** Marks an id as stored (warm-up from the log). */
   remember(appId: string, eventId: string): void {
     const app = this.appIndex(appId);
-    hashId(eventId, 0, eventId.length);
+    // Stored ids are UUIDs: ASCII, so their bytes are the ones ingest hashed.
+    hashId(Buffer.from(eventId, 'latin1'), 0, eventId.length);
     if (this.find(this.current, app) >= 0) return;
     this.insert(app, app, 0);
   }

@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import type { Bus, Payload } from '../bus/bus.js';
 import type { IngestPressure } from '../bus/ingest-pressure.js';
 import type { RequestFacts } from '../event/envelope.js';
-import { appendedIds, decodeIngestHeader, encodeIngestRecordParts, type IngestRoute } from '../event/ingest-record.js';
+import { appendedIds, decodeIngestHeader, encodeIngestHeaderLine, type IngestRoute } from '../event/ingest-record.js';
 import { HttpError } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
-import { appAt, idAt, type CheckedBody } from './check-body.js';
+import { appAt, EVENT_ID_CHARS, idAt, type CheckedBody } from './check-body.js';
 import { EventIdDedupe } from './dedupe.js';
 
 /** What became of each event of a request (IngestOutcome.statuses). */
@@ -64,17 +64,17 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
       }
 
       if (accepted > 0) {
-        const base = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent };
         const apps = facts.appId ? undefined : Array.from({ length: body.count }, (_, i) => (statuses[i] === ACCEPTED ? appAt(body, i) : null));
+        const fields = { v: 1 as const, route, receivedAt: facts.receivedAt, keyAppId: facts.appId, ipHash: facts.ipHash, userAgent: facts.userAgent, ...(apps ? { apps } : {}) };
         // A partitioned bus gets one record per partition the request's entities fall in: the same body, each record
         // appending only its partition's events (the others' ids are null), so one detector sees all of a device.
         const payloads: Payload[] = [];
         // Message ids only where the bus deduplicates by them: a digest per request is wasted on the embedded log.
         const msgIds: string[] | undefined = bus.deduplicatesById ? [] : undefined;
         const partitions: Array<number | undefined> = [];
-        for (const [partition, ids] of appendedIdsByPartition(body, statuses)) {
-          payloads.push(encodeIngestRecordParts({ ...base, ...(apps ? { apps } : {}), ids }, rawBody));
-          msgIds?.push(recordMessageId(base.keyAppId, apps, ids));
+        for (const [partition, appended] of recordsByPartition(body, statuses)) {
+          payloads.push([encodeIngestHeaderLine(fields, body.ids, EVENT_ID_CHARS, body.count, appended), rawBody]);
+          msgIds?.push(recordMessageId(facts.appId, apps, Array.from({ length: body.count }, (_, i) => (appended(i) ? idAt(body, i) : null))));
           partitions.push(partition);
         }
         try {
@@ -120,19 +120,13 @@ function countOutcome(metrics: Metrics, body: CheckedBody, facts: RequestFacts, 
   if (duplicate) metrics.eventsDuplicate.inc({ app_id: facts.appId ?? '(admin)' }, duplicate);
 }
 
-/** The ids each record appends (null for the events it does not), per partition; one entry, partition undefined, when the bus has one. */
-function appendedIdsByPartition(body: CheckedBody, statuses: Uint8Array): Array<[number | undefined, Array<string | null>]> {
-  const appended = (i: number) => statuses[i] === ACCEPTED;
-  if (!body.partitions) return [[undefined, Array.from({ length: body.count }, (_, i) => (appended(i) ? idAt(body, i) : null))]];
-  const parts = new Map<number, Array<string | null>>();
-  for (let i = 0; i < body.count; i++) {
-    if (!appended(i)) continue;
-    const p = body.partitions[i]!;
-    let ids = parts.get(p);
-    if (!ids) parts.set(p, (ids = new Array<string | null>(body.count).fill(null)));
-    ids[i] = idAt(body, i);
-  }
-  return [...parts];
+/** Which events each record appends, per partition (in order of first event); one entry, partition undefined, when the bus has one. */
+function recordsByPartition(body: CheckedBody, statuses: Uint8Array): Array<[number | undefined, (i: number) => boolean]> {
+  const parts = body.partitions;
+  if (!parts) return [[undefined, (i) => statuses[i] === ACCEPTED]];
+  const seen = new Set<number>();
+  for (let i = 0; i < body.count; i++) if (statuses[i] === ACCEPTED) seen.add(parts[i]!);
+  return [...seen].map((p) => [p, (i: number) => statuses[i] === ACCEPTED && parts[i] === p]);
 }
 
 /**

@@ -3,13 +3,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
 import type { RequestFacts } from '../event/envelope.js';
 import { eventsOfBody, SEGMENT_ROUTES, type IngestRoute } from '../event/ingest-record.js';
-import { checkBody, idAt, parseJsonBody, type CheckedBody } from './check-body.js';
+import { checkBody, EVENT_ID_CHARS, idAt, parseJsonBody, type CheckedBody } from './check-body.js';
 import type { CheckPool } from './check-pool.js';
 import { HttpError, errorBody } from '../http/errors.js';
 import type { Metrics } from '../obs/metrics.js';
 import { createAuthenticator, createFactsBuilder, isBotUserAgent, verifySignature } from './edge.js';
 import { REJECTED, type IngestEvents, type IngestOutcome } from './pipeline.js';
 import type { FieldError } from '../event/envelope.js';
+import { copyBytes } from '../util/bytes.js';
 
 export interface IngestRouteDeps {
   config: Config;
@@ -50,24 +51,40 @@ function clientError(e: FieldError, names: Record<string, string> | null): Field
 }
 
 const STATUS_NAMES = ['accepted', 'duplicate', 'rejected'] as const;
+/** An accepted or duplicate entry of a batch answer, up to its event id. */
+const ENTRY_HEADS = STATUS_NAMES.map((s) => Buffer.from(`{"status":"${s}","eventId":"`));
+const ENTRY_TAIL = Buffer.from('"}');
 
 /**
  * A batch's answer, serialised here: one entry per event in request order (results[i] answers events[i]); rejections
- * also name their index. Written as a string: building an object per event only to stringify it cost the event loop
- * about three times as much.
+ * also name their index. Written as bytes, the event ids copied from the checked body's: as a string (or an object per
+ * event) the answer was the event loop's largest garbage, several times its own size a request.
  */
-function batchAnswer(body: CheckedBody, outcome: IngestOutcome, names: Record<string, string> | null): string {
-  const errors = body.errors.length ? new Map(body.errors) : null;
-  let out = `{"accepted":${outcome.accepted},"duplicate":${outcome.duplicate},"rejected":${outcome.rejected},"results":[`;
+function batchAnswer(body: CheckedBody, outcome: IngestOutcome, names: Record<string, string> | null): Buffer {
+  const head = `{"accepted":${outcome.accepted},"duplicate":${outcome.duplicate},"rejected":${outcome.rejected},"results":[`;
+  const rejections = body.errors.map(([i, e]) => Buffer.from(JSON.stringify({ index: i, status: 'rejected', error: clientError(e, names) })));
+  let size = head.length + Math.max(0, body.count - 1) + 2;
   for (let i = 0; i < body.count; i++) {
-    if (i > 0) out += ',';
     const status = outcome.statuses[i]!;
-    out +=
-      status === REJECTED
-        ? JSON.stringify({ index: i, status: 'rejected', error: clientError(errors!.get(i)!, names) })
-        : `{"status":"${STATUS_NAMES[status]}","eventId":"${idAt(body, i)}"}`;
+    if (status !== REJECTED) size += ENTRY_HEADS[status]!.length + EVENT_ID_CHARS + ENTRY_TAIL.length;
   }
-  return out + ']}';
+  for (const r of rejections) size += r.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = out.write(head, 0, 'latin1');
+  let rejected = 0;
+  for (let i = 0; i < body.count; i++) {
+    if (i > 0) out[at++] = 0x2c; // ,
+    const status = outcome.statuses[i]!;
+    if (status === REJECTED) at += rejections[rejected++]!.copy(out, at);
+    else {
+      const entry = ENTRY_HEADS[status]!;
+      at += copyBytes(entry, 0, entry.length, out, at);
+      at += copyBytes(body.ids, i * EVENT_ID_CHARS, (i + 1) * EVENT_ID_CHARS, out, at);
+      at += copyBytes(ENTRY_TAIL, 0, ENTRY_TAIL.length, out, at);
+    }
+  }
+  out.write(']}', at, 'latin1');
+  return out;
 }
 
 export function registerIngestRoutes(app: FastifyInstance, deps: IngestRouteDeps): void {
