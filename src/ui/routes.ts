@@ -112,7 +112,11 @@ export function registerUiRoutes(app: FastifyInstance, dir: string = UI_DIR): vo
   });
 
   // Browsers opening the server's root land on the UI; API clients keep the JSON index registered at '/'.
-  app.addHook('onRequest', async (req, reply) => {
-    if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?')) && wantsHtml(req)) return reply.redirect('/ui/', 302);
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.method === 'GET' && (req.url === '/' || req.url.startsWith('/?')) && wantsHtml(req)) {
+      reply.redirect('/ui/', 302);
+      return;
+    }
+    done();
   });
 }
