@@ -18,7 +18,7 @@ const TAU_MS = 200;
 
 const decayed = (rate: number, sinceMs: number): number => (sinceMs <= 0 ? rate : rate * Math.exp(-sinceMs / TAU_MS));
 
-/** Ingest side: adds each request's accepted events to the published rate. */
+/** Ingest side: adds each request's events, as it arrives, to the published rate. */
 export class IngestPressure {
   readonly buffer = new SharedArrayBuffer(2 * Float64Array.BYTES_PER_ELEMENT);
   private readonly view = new Float64Array(this.buffer);

@@ -101,6 +101,7 @@ export class DetectorConsumer {
         }
         const raised: Anomaly[] = [];
         const receivedAt = new Map<string, number>();
+        let next = this.position;
         for (const rec of recs) {
           const { header, events } = decodeIngestRecord(rec.payload);
           for (const ev of events) {
@@ -113,8 +114,11 @@ export class DetectorConsumer {
               }
             }
           }
+          next = rec.offset + 1;
+          // A burst that began during this read: stop scoring now (the rest is read again later).
+          if (this.o.defer?.shouldDefer(header.receivedAt)) break;
         }
-        this.position = recs[recs.length - 1]!.offset + 1;
+        this.position = next;
         this.stats.position = this.position;
         if (raised.length) await this.store(raised, receivedAt);
         this.maybeSnapshot();

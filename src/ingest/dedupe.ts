@@ -64,6 +64,9 @@ export class EventIdDedupe {
     while (cap < generationSize * 2) cap *= 2;
     this.s = new Uint32Array(cap * BUCKET);
     this.mask = cap - 1;
+    // Every page written once now: left to the first claims, faulting in the table's pages (one per 4 KiB, at random)
+    // made the first second of ingest after a start several times slower (~0.5 s of faults for 128 MB on a VM).
+    for (let w = 0; w < this.s.length; w += 1024) this.s[w] = EMPTY;
   }
 
   private appIndex(appId: string): number {

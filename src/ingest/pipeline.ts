@@ -28,7 +28,7 @@ export interface IngestDeps {
   bus: Bus;
   dedupe: EventIdDedupe;
   metrics: Metrics;
-  /** Told how many events each request appended (background consumers defer during bursts). */
+  /** Told how many events each request brings, as it arrives (background consumers defer during bursts). */
   pressure?: IngestPressure;
 }
 
@@ -40,6 +40,8 @@ const unavailable = (detail: string) =>
 
 export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestDeps): IngestEvents {
   return async function ingestEvents(body, facts, route, rawBody) {
+    // Counted on arrival, not on ack: the first requests of a burst already tell consumers to step aside.
+    pressure?.add(body.count);
     const statuses = new Uint8Array(body.count);
     const waits: Array<{ index: number; settled: Promise<boolean> }> = [];
     let accepted = 0;
@@ -90,7 +92,6 @@ export function createIngestPipeline({ bus, dedupe, metrics, pressure }: IngestD
       settle(false);
       throw err;
     }
-    pressure?.add(accepted);
     countOutcome(metrics, body, facts, route, statuses, accepted, duplicate);
 
     // Same id in flight in another request: its outcome decides ours, so a retry is never silently dropped.

@@ -99,8 +99,10 @@ export class WarehouseSink {
               log.error({ offset: r.offset, events: decoded.unbuildable }, 'sink: appended events that no longer validate were skipped');
             }
             for (const ev of decoded.events) lines.push(serializeStoredEvent(ev));
+            next = r.offset + 1;
+            // A burst that began during this read: stop decoding now (the rest is read again later).
+            if (this.o.defer?.shouldDefer(oldestReceivedAt) && !this.stopping) break;
           }
-          next = recs[recs.length - 1]!.offset + 1;
           // Under steady load reads never come back empty: the flush interval must bound the batch age here too.
           if (Date.now() - firstAt >= flushIntervalMs) break;
           continue;
