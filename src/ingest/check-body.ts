@@ -12,7 +12,7 @@ import { hashEventIds } from './dedupe.js';
 
 /** Stored event ids are UUIDs: 36 characters. */
 export const EVENT_ID_CHARS = 36;
-const REJECTED_ID = ' '.repeat(EVENT_ID_CHARS);
+const BLANK = 0x20;
 
 export interface CheckedBody {
   /** Events in the body, in order. */
@@ -53,7 +53,8 @@ export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts
   if (envelopes.length === 0) throw new HttpError(400, 'invalid_field', 'must hold at least one event', route === 'segment:batch' ? 'batch' : 'events');
   if (envelopes.length > maxEvents) throw new HttpError(413, 'too_many_events', `at most ${maxEvents} events per batch`, 'events');
   const count = envelopes.length;
-  let ids = '';
+  // Its own memory (not the shared pool), so the check worker can move it to the event loop.
+  const ids = Buffer.allocUnsafeSlow(count * EVENT_ID_CHARS);
   let app: string | null = null;
   let apps: Array<string | null> | null = null;
   const errors: Array<[number, FieldError]> = [];
@@ -62,12 +63,12 @@ export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts
     const c = checkEvent(envelopes[i], facts);
     if (!c.ok) {
       errors.push([i, c.error]);
-      ids += REJECTED_ID;
+      ids.fill(BLANK, i * EVENT_ID_CHARS, (i + 1) * EVENT_ID_CHARS);
       if (apps) apps.push(null);
       continue;
     }
     const eventId = eventIdOf(c.event);
-    ids += eventId;
+    ids.write(eventId, i * EVENT_ID_CHARS, EVENT_ID_CHARS, 'latin1');
     const appId = c.event.appId;
     if (apps) apps.push(appId);
     else if (app === null) app = appId;
@@ -85,8 +86,5 @@ export function checkBody(route: IngestRoute, body: unknown, facts: RequestFacts
     route === 'ingest' ||
     (route.startsWith('segment:') && route !== 'segment:batch') ||
     (route === 'collect' && !Array.isArray(body) && !(isObject(body) && Array.isArray(body.events)));
-  // Its own memory (not the shared pool), so the check worker can move it to the event loop.
-  const idBytes = Buffer.allocUnsafeSlow(count * EVENT_ID_CHARS);
-  idBytes.write(ids, 0, 'latin1');
-  return { count, ids: idBytes, hashes: hashEventIds(idBytes, count, EVENT_ID_CHARS), app, apps, errors, partitions: parts, singular };
+  return { count, ids, hashes: hashEventIds(ids, count, EVENT_ID_CHARS), app, apps, errors, partitions: parts, singular };
 }

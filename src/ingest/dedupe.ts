@@ -45,6 +45,9 @@ export function hashEventIds(ids: Uint8Array, count: number, width: number): Uin
   return out;
 }
 
+/** Warm-up hashes millions of logged ids: through one buffer, not one per id. */
+const ID_SCRATCH = Buffer.alloc(256);
+
 export class EventIdDedupe {
   private readonly s: Uint32Array;
   private readonly mask: number;
@@ -170,7 +173,8 @@ export class EventIdDedupe {
   remember(appId: string, eventId: string): void {
     const app = this.appIndex(appId);
     // Stored ids are UUIDs: ASCII, so their bytes are the ones ingest hashed.
-    hashId(Buffer.from(eventId, 'latin1'), 0, eventId.length);
+    const n = ID_SCRATCH.write(eventId, 0, 'latin1');
+    hashId(ID_SCRATCH, 0, n);
     if (this.find(this.current, app) >= 0) return;
     this.insert(app, app, 0);
   }

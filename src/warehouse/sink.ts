@@ -84,7 +84,7 @@ export class WarehouseSink {
       // A burst holds the batch as it is, half-filled or not: reading, decoding and writing all compete with ingest.
       while (lines.length < batchMaxEvents) {
         if (await this.deferring(next, batch.length > 0 ? oldestReceivedAt : null)) {
-          await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
+          await this.pause();
           continue;
         }
         const recs = await bus.read(next, 200);
@@ -101,7 +101,7 @@ export class WarehouseSink {
             for (const ev of decoded.events) lines.push(serializeStoredEvent(ev));
             next = r.offset + 1;
             // A burst that began during this read: stop decoding now (the rest is read again later).
-            if (this.o.defer?.shouldDefer(oldestReceivedAt) && !this.stopping) break;
+            if (this.holding(oldestReceivedAt)) break;
           }
           // Under steady load reads never come back empty: the flush interval must bound the batch age here too.
           if (Date.now() - firstAt >= flushIntervalMs) break;
@@ -113,9 +113,7 @@ export class WarehouseSink {
         await Promise.race([bus.waitFor(next, wait), new Promise<void>((r) => (this.wake = r))]);
       }
       // The batch may have become due (full, or old enough) as a burst began: it waits too.
-      while (batch.length > 0 && (await this.deferring(next, oldestReceivedAt))) {
-        await Promise.race([new Promise((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
-      }
+      while (batch.length > 0 && this.holding(oldestReceivedAt)) await this.pause();
       if (writing && !(await writing)) {
         // The previous write failed and nothing of it was committed: start again from the committed position.
         writing = null;
@@ -152,9 +150,18 @@ export class WarehouseSink {
    * none yet, by the next record on the log. Never while stopping (shutdown flushes what was read).
    */
   private async deferring(next: number, oldestReceivedAt: number | null): Promise<boolean> {
-    const defer = this.o.defer;
-    if (!defer || this.stopping) return false;
-    return oldestReceivedAt === null ? defer.deferAt(this.o.bus, next) : defer.shouldDefer(oldestReceivedAt);
+    if (oldestReceivedAt !== null) return this.holding(oldestReceivedAt);
+    return !!this.o.defer && !this.stopping && this.o.defer.deferAt(this.o.bus, next);
+  }
+
+  /** Whether a batch whose oldest record was received at `oldestReceivedAt` waits for a burst to end. */
+  private holding(oldestReceivedAt: number): boolean {
+    return !!this.o.defer && !this.stopping && this.o.defer.shouldDefer(oldestReceivedAt);
+  }
+
+  /** 100 ms, or less when stopping. */
+  private pause(): Promise<void> {
+    return Promise.race([new Promise<void>((r) => setTimeout(r, 100)), new Promise<void>((r) => (this.wake = r))]);
   }
 
   private async writeBatch(conn: Awaited<ReturnType<DuckEngine['connect']>>, batch: BusRecord[], lines: string[]): Promise<void> {
